@@ -1,0 +1,10 @@
+//! Types shared by the Garonne agent and collector: the event model, the wire protocol,
+//! configuration and its validation, and TLS setup.
+
+pub mod config;
+pub mod event;
+pub mod tls;
+pub mod units;
+pub mod wire;
+
+pub use event::{Batch, FileChunk, FileIdentity, Line, LineFlags, Module};
