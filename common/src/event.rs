@@ -108,26 +108,37 @@ impl LineFlags {
     }
 }
 
-/// One line as read: raw bytes (not yet text), where it starts, and how long it was in
-/// the file including its line ending, so that the next line's offset is known even when
-/// the bytes were truncated.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Line {
+/// Where one line sits in its file and in its chunk's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineEntry {
+    /// Byte offset of the line's first byte in the file.
     pub offset: u64,
+    /// Bytes the line takes in the file, line ending included, so that the next
+    /// line's offset is known even when the text was truncated.
     pub length: u64,
-    #[serde(with = "serde_bytes")]
-    pub bytes: Vec<u8>,
+    /// Bytes of this line in the chunk's `text`.
+    pub text_len: u32,
     pub flags: LineFlags,
 }
 
-impl Line {
+/// One line of a chunk, borrowed from it: raw bytes, not yet text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Line<'a> {
+    pub offset: u64,
+    pub length: u64,
+    pub bytes: &'a [u8],
+    pub flags: LineFlags,
+}
+
+impl Line<'_> {
     /// Offset of the byte after this line's newline: where the next line starts.
     pub fn end(&self) -> u64 {
         self.offset + self.length
     }
 }
 
-/// Consecutive lines of one file.
+/// Consecutive lines of one file. The lines' bytes are stored back to back in `text`
+/// so that reading, encoding and decoding cost no allocation per line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileChunk {
     pub path: String,
@@ -135,7 +146,52 @@ pub struct FileChunk {
     pub module: Module,
     /// When the agent read these lines, in milliseconds since the Unix epoch.
     pub read_time_ms: i64,
-    pub lines: Vec<Line>,
+    pub entries: Vec<LineEntry>,
+    #[serde(with = "serde_bytes")]
+    pub text: Vec<u8>,
+}
+
+impl FileChunk {
+    pub fn new(path: String, identity: FileIdentity, module: Module, read_time_ms: i64) -> Self {
+        FileChunk {
+            path,
+            identity,
+            module,
+            read_time_ms,
+            entries: Vec::new(),
+            text: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, offset: u64, length: u64, bytes: &[u8], flags: LineFlags) {
+        self.entries.push(LineEntry {
+            offset,
+            length,
+            text_len: bytes.len() as u32,
+            flags,
+        });
+        self.text.extend_from_slice(bytes);
+    }
+
+    pub fn lines(&self) -> impl Iterator<Item = Line<'_>> {
+        let mut start = 0usize;
+        self.entries.iter().map(move |entry| {
+            let end = (start + entry.text_len as usize).min(self.text.len());
+            let bytes = &self.text[start.min(end)..end];
+            start = end;
+            Line {
+                offset: entry.offset,
+                length: entry.length,
+                bytes,
+                flags: entry.flags,
+            }
+        })
+    }
+
+    /// Offset just past the chunk's last line.
+    pub fn end(&self) -> Option<u64> {
+        self.entries.last().map(|entry| entry.offset + entry.length)
+    }
 }
 
 /// The unit the agent buffers, ships and gets acknowledged.
@@ -148,7 +204,7 @@ pub struct Batch {
 
 impl Batch {
     pub fn line_count(&self) -> usize {
-        self.chunks.iter().map(|chunk| chunk.lines.len()).sum()
+        self.chunks.iter().map(|chunk| chunk.entries.len()).sum()
     }
 }
 
@@ -187,6 +243,25 @@ mod tests {
         };
         assert_ne!(base, event_id("web1", &reused, 10));
         assert_eq!(base.len(), 32);
+    }
+
+    #[test]
+    fn chunk_lines_come_back_in_order_with_their_bytes() {
+        let identity = FileIdentity {
+            device: 1,
+            inode: 2,
+            fingerprint: 3,
+        };
+        let mut chunk = FileChunk::new("/x.log".into(), identity, Module::Plain, 0);
+        chunk.push(0, 4, b"abc", LineFlags::default());
+        chunk.push(4, 1, b"", LineFlags::default());
+        chunk.push(5, 100, b"cut", LineFlags::TRUNCATED);
+        let lines: Vec<_> = chunk.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert_eq!((lines[0].bytes, lines[0].end()), (&b"abc"[..], 4));
+        assert_eq!((lines[1].bytes, lines[1].end()), (&b""[..], 5));
+        assert!(lines[2].flags.contains(LineFlags::TRUNCATED));
+        assert_eq!(chunk.end(), Some(105));
     }
 
     #[test]

@@ -7,4 +7,4 @@ pub mod tls;
 pub mod units;
 pub mod wire;
 
-pub use event::{Batch, FileChunk, FileIdentity, Line, LineFlags, Module};
+pub use event::{Batch, FileChunk, FileIdentity, Line, LineEntry, LineFlags, Module};

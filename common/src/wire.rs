@@ -204,31 +204,27 @@ pub async fn read_message<R: AsyncRead + Unpin, T: DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{FileChunk, FileIdentity, Line, LineFlags, Module};
+    use crate::event::{FileChunk, FileIdentity, LineFlags, Module};
 
     fn sample_batch() -> Batch {
-        let lines = (0..100u64)
-            .map(|index| Line {
-                offset: index * 20,
-                length: 20,
-                bytes: format!("line number {index:07}").into_bytes(),
-                flags: LineFlags::default(),
-            })
-            .collect();
+        let mut chunk = FileChunk::new(
+            "/var/log/apache2/access.log".into(),
+            FileIdentity {
+                device: 1,
+                inode: 2,
+                fingerprint: 3,
+            },
+            Module::ApacheAccess,
+            1_700_000_000_000,
+        );
+        for index in 0..100u64 {
+            let text = format!("line number {index:07}");
+            chunk.push(index * 20, 20, text.as_bytes(), LineFlags::default());
+        }
         Batch {
             agent_id: "web1".into(),
             host_name: "web1.example.org".into(),
-            chunks: vec![FileChunk {
-                path: "/var/log/apache2/access.log".into(),
-                identity: FileIdentity {
-                    device: 1,
-                    inode: 2,
-                    fingerprint: 3,
-                },
-                module: Module::ApacheAccess,
-                read_time_ms: 1_700_000_000_000,
-                lines,
-            }],
+            chunks: vec![chunk],
         }
     }
 

@@ -1,0 +1,160 @@
+//! The Garonne agent: follows log files, keeps what it read in a disk buffer, and
+//! ships it to a collector.
+//!
+//! ```text
+//!  files --(notify, rescan)--> Tailer --(batch + checkpoints, atomic)--> DiskBuffer
+//!                                                                        |
+//!                                   collector <--(QUIC, mTLS)-- Shipper <-+
+//!                                             --(acknowledgements)------> delete batch
+//! ```
+//!
+//! The tailer runs on a thread of its own (file reads and buffer writes block); the
+//! shipper runs on tokio. They meet only at the [`buffer::DiskBuffer`].
+
+pub mod backoff;
+pub mod buffer;
+pub mod identity;
+pub mod metrics;
+pub mod reader;
+pub mod shipper;
+pub mod tailer;
+mod watch;
+
+use anyhow::Context;
+use buffer::DiskBuffer;
+use garonne_common::config::AgentConfig;
+use garonne_common::wire::{ALPN, Hello};
+use metrics::AgentMetrics;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tailer::{Tailer, TailerSettings};
+
+/// The machine's host name, used for `agent.id` and `host.name` unless configured.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_string())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// Runs the agent until SIGTERM or SIGINT; then buffers what was read, gives in-flight
+/// batches a moment to be acknowledged, syncs, and returns.
+pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
+    let host = config.agent.host_name.clone().unwrap_or_else(host_name);
+    let agent_id = config.agent.id.clone().unwrap_or_else(|| host.clone());
+    let data_dir = &config.agent.data_dir;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create data_dir {}", data_dir.display()))?;
+    let buffer = Arc::new(
+        DiskBuffer::open(&data_dir.join("buffer"), config.buffer.max_bytes.0)
+            .with_context(|| format!("cannot open the disk buffer in {}", data_dir.display()))?,
+    );
+    let metrics = Arc::new(AgentMetrics::default());
+    let new_batch = Arc::new(tokio::sync::Notify::new());
+    tracing::info!(
+        agent_id,
+        pending_batches = buffer.pending_batches(),
+        pending_bytes = buffer.pending_bytes(),
+        "agent starting"
+    );
+
+    let tls = garonne_common::tls::client_config(
+        &config.collector.ca,
+        &config.collector.cert,
+        &config.collector.key,
+        ALPN,
+    )?;
+    let shipper = shipper::Shipper::new(
+        shipper::ShipperSettings {
+            addresses: config.collector.addresses.clone(),
+            server_name: config.collector.server_name.clone(),
+            tls,
+            max_in_flight: config.collector.max_in_flight,
+            hello: Hello {
+                agent_id: agent_id.clone(),
+                host_name: host.clone(),
+                agent_version: env!("CARGO_PKG_VERSION").to_string(),
+            },
+        },
+        buffer.clone(),
+        new_batch.clone(),
+        metrics.clone(),
+    )?;
+
+    let settings = TailerSettings {
+        agent_id,
+        host_name: host,
+        inputs: config.inputs.clone(),
+        batch: config.batch.clone(),
+        scan_interval: config.agent.scan_interval.0,
+        poll_interval: config.agent.poll_interval.0,
+        close_inactive: config.agent.close_inactive.0,
+        max_open_files: config.agent.max_open_files,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let (wake, wakeups) = std::sync::mpsc::channel();
+    let _watcher = watch::watch_inputs(&config.inputs, wake.clone());
+    let tailer_thread = {
+        let (buffer, stop, metrics) = (buffer.clone(), stop.clone(), metrics.clone());
+        std::thread::Builder::new()
+            .name("tailer".into())
+            .spawn(move || Tailer::new(settings, buffer, new_batch, metrics).run(&wakeups, &stop))?
+    };
+    let sync_thread = spawn_sync(buffer.clone(), config.buffer.sync_interval.0, stop.clone());
+    let (shutdown_sender, shutdown) = tokio::sync::watch::channel(false);
+    let shipping = tokio::spawn(shipper.run(shutdown));
+
+    wait_for_signal().await;
+    tracing::info!("agent stopping");
+    stop.store(true, Ordering::Relaxed);
+    buffer.close();
+    let _ = wake.send(());
+    let tailer_result = tokio::task::spawn_blocking(move || tailer_thread.join()).await;
+    let _ = shutdown_sender.send(true);
+    let _ = shipping.await;
+    let _ = sync_thread.join();
+    buffer.sync()?;
+    tracing::info!(
+        lines_read = AgentMetrics::get(&metrics.lines_read),
+        batches_acknowledged = AgentMetrics::get(&metrics.batches_acknowledged),
+        pending_batches = buffer.pending_batches(),
+        "agent stopped"
+    );
+    match tailer_result {
+        Ok(Ok(Ok(()))) => Ok(()),
+        Ok(Ok(Err(error))) => Err(error.into()),
+        _ => anyhow::bail!("the tailer thread panicked"),
+    }
+}
+
+fn spawn_sync(
+    buffer: Arc<DiskBuffer>,
+    interval: Duration,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(interval);
+            if let Err(error) = buffer.sync() {
+                tracing::error!(%error, "disk buffer sync failed");
+            }
+        }
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut terminate), Ok(mut interrupt)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+    }
+}

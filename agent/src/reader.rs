@@ -1,0 +1,138 @@
+//! Splitting a file's new bytes into lines.
+//!
+//! A line ends at `\n`; a `\r` before it is dropped. A last line without its newline is
+//! not emitted: its bytes wait in memory and the checkpoint stays at its start until the
+//! newline arrives. A line longer than `max_line_bytes` keeps its first
+//! `max_line_bytes` bytes and is flagged truncated; the rest is skipped without being
+//! held, so memory stays bounded whatever the input.
+
+use crate::identity::read_fully_at;
+use garonne_common::{FileChunk, LineFlags};
+use std::fs::File;
+use std::io;
+
+/// Size of each read from a file.
+const READ_BYTES: usize = 256 * 1024;
+
+/// Reading position and incomplete-line state of one file.
+#[derive(Debug)]
+pub struct LineReader {
+    /// Start of the first line not yet emitted: the checkpoint.
+    offset: u64,
+    /// Where the next read starts (after the bytes held in `partial`).
+    read_position: u64,
+    /// Bytes of the incomplete line read so far, at most `max_line_bytes`.
+    partial: Vec<u8>,
+    max_line_bytes: usize,
+}
+
+/// What one call to [`LineReader::read_lines`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadOutcome {
+    pub bytes_read: u64,
+    pub lines: usize,
+    /// The file had no more bytes.
+    pub at_end: bool,
+}
+
+impl LineReader {
+    pub fn new(offset: u64, max_line_bytes: usize) -> LineReader {
+        LineReader {
+            offset,
+            read_position: offset,
+            partial: Vec::new(),
+            max_line_bytes,
+        }
+    }
+
+    /// The checkpoint: start of the first line not yet emitted.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Bytes of the file consumed, including an incomplete last line.
+    pub fn read_position(&self) -> u64 {
+        self.read_position
+    }
+
+    /// Reads from the file until `budget` bytes were read, the chunk holds
+    /// `max_lines` lines, or the file ends; complete lines are appended to `chunk`.
+    pub fn read_lines(
+        &mut self,
+        file: &File,
+        chunk: &mut FileChunk,
+        budget: u64,
+        max_lines: usize,
+        scratch: &mut Vec<u8>,
+    ) -> io::Result<ReadOutcome> {
+        scratch.resize(READ_BYTES, 0);
+        let mut outcome = ReadOutcome {
+            bytes_read: 0,
+            lines: 0,
+            at_end: false,
+        };
+        while outcome.bytes_read < budget && chunk.entries.len() < max_lines {
+            let filled = read_fully_at(file, scratch, self.read_position)?;
+            if filled == 0 {
+                outcome.at_end = true;
+                break;
+            }
+            outcome.lines += self.split(&scratch[..filled], chunk);
+            outcome.bytes_read += filled as u64;
+            self.read_position += filled as u64;
+            if filled < scratch.len() {
+                outcome.at_end = true;
+                break;
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Splits freshly read bytes (which start at `read_position`) into lines.
+    fn split(&mut self, bytes: &[u8], chunk: &mut FileChunk) -> usize {
+        let mut lines = 0;
+        let mut start = 0;
+        for newline in memchr::memchr_iter(b'\n', bytes) {
+            let end_position = self.read_position + newline as u64 + 1;
+            let piece = &bytes[start..newline];
+            if self.partial.is_empty() && self.offset == self.read_position + start as u64 {
+                self.emit(piece, end_position, chunk);
+            } else {
+                self.hold(piece);
+                let held = std::mem::take(&mut self.partial);
+                self.emit(&held, end_position, chunk);
+                self.partial = held;
+                self.partial.clear();
+            }
+            lines += 1;
+            start = newline + 1;
+        }
+        self.hold(&bytes[start..]);
+        lines
+    }
+
+    /// Keeps bytes of an incomplete line, up to the line limit (plus one byte, so that
+    /// a line of exactly the limit is told from a longer one).
+    fn hold(&mut self, bytes: &[u8]) {
+        let room = (self.max_line_bytes + 1).saturating_sub(self.partial.len());
+        self.partial
+            .extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
+
+    fn emit(&mut self, line: &[u8], end_position: u64, chunk: &mut FileChunk) {
+        let mut line = line;
+        let mut flags = LineFlags::default();
+        let full_length = end_position - self.offset - 1;
+        if full_length > self.max_line_bytes as u64 {
+            line = &line[..self.max_line_bytes.min(line.len())];
+            flags.insert(LineFlags::TRUNCATED);
+        } else if let Some(stripped) = line.strip_suffix(b"\r") {
+            line = stripped;
+        }
+        chunk.push(self.offset, end_position - self.offset, line, flags);
+        self.offset = end_position;
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,934 @@
+//! Finding files, following them through rotation, and turning their new lines into
+//! buffered batches.
+//!
+//! # How a file is followed
+//!
+//! Files are tracked by device and inode, and told apart from a reused inode or a
+//! rewritten file by the fingerprint of their first line (see [`crate::identity`]).
+//! An open descriptor follows its file through renames, so a rename rotation costs
+//! nothing: the old file is read to its end through its descriptor and released once
+//! it has been quiet for `close_inactive`, while the new file at the path is tracked
+//! from its start.
+//!
+//! | what happened                          | how it is seen                           | what is done |
+//! |----------------------------------------|------------------------------------------|--------------|
+//! | rename and create (logrotate default)  | path leads to another inode              | old read to its end, new read from 0 |
+//! | copytruncate                           | file shorter than the read position      | copy's unread lines recovered, file read from 0 |
+//! | delete while open                      | path gone                                | read to its end through the descriptor |
+//! | inode reused                           | fingerprint differs from the checkpoint  | read from 0 |
+//! | truncated and refilled while stopped   | bytes before the checkpoint differ       | read from 0 |
+//! | renamed away while stopped             | checkpoint's inode found in its directory| read to its end under any name |
+//! | copytruncated while stopped            | a sibling starts like the checkpointed file | copy read from the checkpoint to its end |
+//! | symlink and target both matched        | both resolve to one inode                | read once |
+//!
+//! After a truncation the file's `generation` grows and is mixed into its fingerprint,
+//! so that new content whose first line repeats the old one still gets new event ids.
+//!
+//! A file that grew is first checked to still begin as it did and to still hold the bytes
+//! before its offset; if not, it is handled like a truncated file. That catches a
+//! copytruncated file refilled past the read position between two reads, and a new file
+//! on the inode of one closed for inactivity and deleted.
+//!
+//! A copy is told from other siblings that begin alike by the hash of the bytes before
+//! the offset, kept with each file; its recovered lines move the checkpoint to the copy's
+//! end in the same write, so a restart does not recover them twice.
+//!
+//! # Known gaps
+//!
+//! Content that never had a checkpoint cannot be found once rotated away. This costs
+//! lines in three cases: a generation of a copytruncated file written and copied away
+//! entirely while the agent was stopped (its copy is not tied to any checkpoint); a file
+//! that was empty, or had not yet had a batch buffered, when the agent stopped and was
+//! renamed away before it started again; and a file closed for inactivity that was
+//! written to and deleted before it was reopened. A rotated file is also let go with an
+//! incomplete last line unread, since no newline will come.
+//!
+//! # Bounds
+//!
+//! At most `max_open_files` descriptors are held: files quiet for `close_inactive`, and
+//! then the least recently active, are closed and reopened when they change. Reading
+//! pauses while the disk buffer is full; lines wait in their files.
+
+use crate::buffer::{BufferError, Checkpoint, DiskBuffer};
+use crate::identity::{self, tail_hash};
+use crate::metrics::AgentMetrics;
+use crate::reader::LineReader;
+use garonne_common::config::{BatchConfig, InputConfig};
+use garonne_common::{Batch, FileChunk, FileIdentity, Module, wire};
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Bytes read from one file per pass, so that one busy file does not starve the rest.
+const PASS_BUDGET: u64 = 4 * 1024 * 1024;
+
+/// How long a full buffer is waited on before shutdown is checked again.
+const ROOM_WAIT: Duration = Duration::from_millis(200);
+
+/// Errors that stop the tailer. Errors of single files are logged and skipped.
+#[derive(Debug, thiserror::Error)]
+pub enum TailError {
+    #[error(transparent)]
+    Buffer(#[from] BufferError),
+    #[error("batch encoding failed: {0}")]
+    Encode(#[from] wire::WireError),
+}
+
+/// What the tailer needs to know, taken from the agent's configuration.
+#[derive(Debug, Clone)]
+pub struct TailerSettings {
+    pub agent_id: String,
+    pub host_name: String,
+    pub inputs: Vec<InputConfig>,
+    pub batch: BatchConfig,
+    pub scan_interval: Duration,
+    pub poll_interval: Duration,
+    pub close_inactive: Duration,
+    pub max_open_files: usize,
+}
+
+type InodeKey = (u64, u64);
+
+/// A file being followed.
+struct TrackedFile {
+    identity: FileIdentity,
+    generation: u32,
+    path: PathBuf,
+    module: Module,
+    max_line_bytes: usize,
+    file: Option<File>,
+    reader: LineReader,
+    /// Hash of the bytes before the reader's offset, as in the file's checkpoint: after
+    /// a truncation it tells the file's copy from other siblings that begin alike, and
+    /// while reading it notices content replaced under the descriptor.
+    tail_hash: Option<u64>,
+    last_change: Instant,
+    /// The path no longer leads here: read to the end, then let go.
+    rotated: bool,
+}
+
+/// A file seen but not yet identifiable: empty, or its first line is incomplete.
+struct WaitingFile {
+    path: PathBuf,
+    module: Module,
+    max_line_bytes: usize,
+    generation: u32,
+}
+
+/// Lines collected for the next batch, and the checkpoints they advance.
+struct BatchBuilder {
+    batch: Batch,
+    checkpoints: HashMap<InodeKey, Checkpoint>,
+    bytes: u64,
+    lines: usize,
+    started: Option<Instant>,
+}
+
+pub struct Tailer {
+    settings: TailerSettings,
+    buffer: Arc<DiskBuffer>,
+    /// Told of every batch buffered, so the shipper sends it at once.
+    new_batch: Arc<tokio::sync::Notify>,
+    metrics: Arc<AgentMetrics>,
+    files: HashMap<InodeKey, TrackedFile>,
+    waiting: HashMap<InodeKey, WaitingFile>,
+    builder: BatchBuilder,
+    scratch: Vec<u8>,
+    next_scan: Instant,
+}
+
+impl Tailer {
+    pub fn new(
+        settings: TailerSettings,
+        buffer: Arc<DiskBuffer>,
+        new_batch: Arc<tokio::sync::Notify>,
+        metrics: Arc<AgentMetrics>,
+    ) -> Tailer {
+        let builder = BatchBuilder::new(&settings);
+        Tailer {
+            settings,
+            buffer,
+            new_batch,
+            metrics,
+            files: HashMap::new(),
+            waiting: HashMap::new(),
+            builder,
+            scratch: Vec::new(),
+            next_scan: Instant::now(),
+        }
+    }
+
+    /// Runs until `stop` is set: scans, reads, batches, and waits for file events.
+    pub fn run(&mut self, wakeups: &Receiver<()>, stop: &AtomicBool) -> Result<(), TailError> {
+        self.scan()?;
+        self.resume_orphans()?;
+        while !stop.load(Ordering::Relaxed) {
+            if Instant::now() >= self.next_scan {
+                self.scan()?;
+            }
+            let more = self.poll(stop)?;
+            if self.builder.is_due(self.settings.batch.max_wait.0) {
+                self.flush(stop)?;
+            }
+            if more {
+                continue;
+            }
+            match wakeups.recv_timeout(self.wait_time()) {
+                Ok(()) | Err(RecvTimeoutError::Timeout) => while wakeups.try_recv().is_ok() {},
+                Err(RecvTimeoutError::Disconnected) => std::thread::sleep(self.wait_time()),
+            }
+        }
+        self.flush(stop)?;
+        Ok(())
+    }
+
+    fn wait_time(&self) -> Duration {
+        let now = Instant::now();
+        let mut wait = self
+            .settings
+            .poll_interval
+            .min(self.next_scan.saturating_duration_since(now));
+        if let Some(deadline) = self.builder.deadline(self.settings.batch.max_wait.0) {
+            wait = wait.min(deadline.saturating_duration_since(now));
+        }
+        wait.max(Duration::from_millis(1))
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Discovery
+
+    /// Expands the globs, starts following new files and notices files that rotated.
+    pub fn scan(&mut self) -> Result<(), TailError> {
+        self.next_scan = Instant::now() + self.settings.scan_interval;
+        let mut seen: HashSet<InodeKey> = HashSet::new();
+        for (path, input) in self.matching_files() {
+            let Ok(metadata) = fs::metadata(&path) else {
+                continue;
+            };
+            if !metadata.is_file() {
+                continue;
+            }
+            let key = (metadata.dev(), metadata.ino());
+            if !seen.insert(key) {
+                continue; // A symlink and its target, or two globs: one file.
+            }
+            if let Some(tracked) = self.files.get_mut(&key) {
+                tracked.path = path;
+                tracked.rotated = false;
+                continue;
+            }
+            if !self.waiting.contains_key(&key) {
+                self.start_following(&path, key, &input)?;
+            }
+        }
+        self.mark_rotated(&seen);
+        self.waiting.retain(|key, _| seen.contains(key));
+        Ok(())
+    }
+
+    /// Every file matched by an input's paths and not by its excludes; symlinks resolved.
+    fn matching_files(&self) -> Vec<(PathBuf, InputConfig)> {
+        let mut found = Vec::new();
+        for input in &self.settings.inputs {
+            let excluded: Vec<glob::Pattern> = input
+                .exclude
+                .iter()
+                .filter_map(|p| glob::Pattern::new(p).ok())
+                .collect();
+            for pattern in &input.paths {
+                let Ok(paths) = glob::glob(pattern) else {
+                    tracing::warn!(pattern, "invalid glob pattern");
+                    continue;
+                };
+                for path in paths.flatten() {
+                    if excluded.iter().any(|exclude| exclude.matches_path(&path)) {
+                        continue;
+                    }
+                    let real = fs::canonicalize(&path).unwrap_or(path);
+                    found.push((real, input.clone()));
+                }
+            }
+        }
+        found
+    }
+
+    fn mark_rotated(&mut self, seen: &HashSet<InodeKey>) {
+        for tracked in self.files.values_mut() {
+            let key = (tracked.identity.device, tracked.identity.inode);
+            if !seen.contains(&key) && !tracked.rotated {
+                tracked.rotated = true;
+                tracked.last_change = Instant::now();
+                AgentMetrics::add(&self.metrics.files_rotated, 1);
+                tracing::info!(path = %tracked.path.display(), "file rotated or deleted, reading it to its end");
+            }
+        }
+    }
+
+    /// Starts following a newly found file, from its checkpoint if it has a valid one.
+    fn start_following(
+        &mut self,
+        path: &Path,
+        key: InodeKey,
+        input: &InputConfig,
+    ) -> Result<(), TailError> {
+        let file = match File::open(path) {
+            Ok(file) => file,
+            Err(error) => {
+                tracing::warn!(path = %path.display(), %error, "cannot open file, will retry");
+                return Ok(());
+            }
+        };
+        let checkpoint = self.buffer.checkpoint(key.0, key.1)?;
+        let generation = match &checkpoint {
+            Some(checkpoint) => self.check_against_checkpoint(&file, path, checkpoint)?,
+            None => 0,
+        };
+        let waiting = WaitingFile {
+            path: path.to_path_buf(),
+            module: input.module,
+            max_line_bytes: input.max_line_bytes.as_usize(),
+            generation,
+        };
+        let resume_at = checkpoint
+            .filter(|checkpoint| checkpoint.generation == generation)
+            .map(|checkpoint| checkpoint.offset)
+            .unwrap_or(0);
+        self.identify_waiting(key, waiting, Some(file), resume_at);
+        Ok(())
+    }
+
+    /// Decides whether a file still is what its checkpoint describes; returns the
+    /// generation to read it under. If it was truncated or replaced, the unread lines
+    /// of its old content are first recovered from a copy beside it, if there is one.
+    fn check_against_checkpoint(
+        &mut self,
+        file: &File,
+        path: &Path,
+        checkpoint: &Checkpoint,
+    ) -> Result<u32, TailError> {
+        let same_content = self.still_holds(file, checkpoint).unwrap_or(false);
+        if same_content {
+            return Ok(checkpoint.generation);
+        }
+        tracing::info!(path = %path.display(), offset = checkpoint.offset,
+            "file was truncated or replaced since its checkpoint, reading it from the start");
+        AgentMetrics::add(&self.metrics.files_truncated, 1);
+        let directory = path.parent().unwrap_or(Path::new("/"));
+        self.recover_from_copy(directory, checkpoint)?;
+        Ok(checkpoint.generation + 1)
+    }
+
+    /// Whether `file` begins like the checkpointed file and still holds the bytes just
+    /// before the checkpoint.
+    fn still_holds(&self, file: &File, checkpoint: &Checkpoint) -> io::Result<bool> {
+        let fingerprint = identity::fingerprint(file, checkpoint.generation)?;
+        if fingerprint != Some(checkpoint.identity.fingerprint) {
+            return Ok(false);
+        }
+        Ok(tail_hash(file, checkpoint.offset)? == Some(checkpoint.tail_hash))
+    }
+
+    /// Tries to identify a waiting file; tracks it once it has a complete first line.
+    fn identify_waiting(
+        &mut self,
+        key: InodeKey,
+        waiting: WaitingFile,
+        file: Option<File>,
+        resume_at: u64,
+    ) {
+        let file = match file.map(Ok).unwrap_or_else(|| File::open(&waiting.path)) {
+            Ok(file) => file,
+            Err(_) => return,
+        };
+        let identity = match identity::identify(&file, waiting.generation) {
+            Ok(Some(identity)) if (identity.device, identity.inode) == key => identity,
+            Ok(_) => {
+                self.waiting.insert(key, waiting);
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(path = %waiting.path.display(), %error, "cannot read file");
+                return;
+            }
+        };
+        tracing::info!(path = %waiting.path.display(), offset = resume_at, "following file");
+        AgentMetrics::add(&self.metrics.files_opened, 1);
+        let tail_hash = tail_hash(&file, resume_at).ok().flatten();
+        self.files.insert(
+            key,
+            TrackedFile {
+                identity,
+                generation: waiting.generation,
+                path: waiting.path,
+                module: waiting.module,
+                max_line_bytes: waiting.max_line_bytes,
+                file: Some(file),
+                reader: LineReader::new(resume_at, waiting.max_line_bytes),
+                tail_hash,
+                last_change: Instant::now(),
+                rotated: false,
+            },
+        );
+        self.close_if_over_limit(key);
+    }
+
+    /// At start-up: files with a checkpoint that no glob matched any more were rotated
+    /// while the agent was stopped. They are found again in their directory by inode
+    /// and fingerprint, under whatever name, and read to their end.
+    fn resume_orphans(&mut self) -> Result<(), TailError> {
+        for checkpoint in self.buffer.all_checkpoints()? {
+            let key = (checkpoint.identity.device, checkpoint.identity.inode);
+            if self.files.contains_key(&key) || self.waiting.contains_key(&key) {
+                continue;
+            }
+            let path = PathBuf::from(&checkpoint.path);
+            let directory = path.parent().unwrap_or(Path::new("/")).to_path_buf();
+            match self.find_by_inode(&directory, &checkpoint) {
+                Some((found, file)) => {
+                    tracing::info!(path = %found.display(), "found a file rotated while stopped, reading it to its end");
+                    self.track_orphan(key, file, &checkpoint);
+                }
+                None => {
+                    self.recover_from_copy(&directory, &checkpoint)?;
+                    self.buffer.remove_checkpoint(&checkpoint.identity)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn find_by_inode(&self, directory: &Path, checkpoint: &Checkpoint) -> Option<(PathBuf, File)> {
+        for entry in fs::read_dir(directory).ok()?.flatten() {
+            let Ok(metadata) = entry.metadata() else {
+                continue;
+            };
+            if metadata.ino() != checkpoint.identity.inode
+                || metadata.dev() != checkpoint.identity.device
+            {
+                continue;
+            }
+            let file = File::open(entry.path()).ok()?;
+            if self.still_holds(&file, checkpoint).unwrap_or(false) {
+                return Some((entry.path(), file));
+            }
+        }
+        None
+    }
+
+    /// Follows a file found by inode under another name; its events keep the path
+    /// they were written under.
+    fn track_orphan(&mut self, key: InodeKey, file: File, checkpoint: &Checkpoint) {
+        let (module, max_line_bytes) = self.input_for(Path::new(&checkpoint.path));
+        self.files.insert(
+            key,
+            TrackedFile {
+                identity: checkpoint.identity,
+                generation: checkpoint.generation,
+                path: PathBuf::from(&checkpoint.path),
+                module,
+                max_line_bytes,
+                file: Some(file),
+                reader: LineReader::new(checkpoint.offset, max_line_bytes),
+                tail_hash: Some(checkpoint.tail_hash),
+                last_change: Instant::now(),
+                rotated: true,
+            },
+        );
+    }
+
+    /// Module and line limit of the input whose patterns match `path`, or of the first
+    /// input when none does (a file renamed away keeps being read as what it was).
+    fn input_for(&self, path: &Path) -> (Module, usize) {
+        let inputs = &self.settings.inputs;
+        let input = inputs
+            .iter()
+            .find(|input| {
+                input
+                    .paths
+                    .iter()
+                    .any(|p| glob::Pattern::new(p).is_ok_and(|g| g.matches_path(path)))
+            })
+            .or(inputs.first());
+        match input {
+            Some(input) => (input.module, input.max_line_bytes.as_usize()),
+            None => (
+                Module::Plain,
+                garonne_common::config::DEFAULT_MAX_LINE_BYTES.as_usize(),
+            ),
+        }
+    }
+
+    /// After a truncation: the lines between the checkpoint and the truncation are in
+    /// the copy that copytruncate made beside the file, if any. A copy is a sibling that
+    /// begins like the old content and is at least as long as the checkpoint. Its lines
+    /// from the checkpoint on are read under the old identity, so they get the ids they
+    /// would have had, and the copy is not read otherwise. The checkpoint moves to the
+    /// copy's end in the same write as the lines, so a restart does not recover them again.
+    fn recover_from_copy(
+        &mut self,
+        directory: &Path,
+        checkpoint: &Checkpoint,
+    ) -> Result<(), TailError> {
+        let Some((path, file)) = self.find_copy(directory, checkpoint) else {
+            return Ok(());
+        };
+        tracing::info!(copy = %path.display(), original = %checkpoint.path, offset = checkpoint.offset,
+            "recovering lines from the rotated copy of a truncated file");
+        let (module, max_line_bytes) = self.input_for(Path::new(&checkpoint.path));
+        let mut reader = LineReader::new(checkpoint.offset, max_line_bytes);
+        loop {
+            let chunk = self
+                .builder
+                .chunk_for(&checkpoint.path, checkpoint.identity, module);
+            let outcome =
+                match reader.read_lines(&file, chunk, PASS_BUDGET, usize::MAX, &mut self.scratch) {
+                    Ok(outcome) => outcome,
+                    Err(error) => {
+                        tracing::warn!(copy = %path.display(), %error, "cannot read rotated copy");
+                        break;
+                    }
+                };
+            self.builder.count(outcome.bytes_read, outcome.lines);
+            AgentMetrics::add(&self.metrics.lines_recovered, outcome.lines as u64);
+            let recovered = Checkpoint {
+                offset: reader.offset(),
+                tail_hash: tail_hash(&file, reader.offset())
+                    .ok()
+                    .flatten()
+                    .unwrap_or(0),
+                updated_ms: now_millis(),
+                ..checkpoint.clone()
+            };
+            let key = (checkpoint.identity.device, checkpoint.identity.inode);
+            self.builder.checkpoints.insert(key, recovered);
+            self.flush(&AtomicBool::new(false))?;
+            if outcome.at_end {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn find_copy(&self, directory: &Path, checkpoint: &Checkpoint) -> Option<(PathBuf, File)> {
+        for entry in fs::read_dir(directory).ok()?.flatten() {
+            let Ok(metadata) = entry.metadata() else {
+                continue;
+            };
+            let same_inode = metadata.ino() == checkpoint.identity.inode
+                && metadata.dev() == checkpoint.identity.device;
+            if same_inode || !metadata.is_file() || metadata.len() < checkpoint.offset {
+                continue;
+            }
+            let Ok(file) = File::open(entry.path()) else {
+                continue;
+            };
+            if self.still_holds(&file, checkpoint).unwrap_or(false) {
+                return Some((entry.path(), file));
+            }
+        }
+        None
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Reading
+
+    /// One pass over every file. Returns whether some file has more to read right away.
+    pub fn poll(&mut self, stop: &AtomicBool) -> Result<bool, TailError> {
+        self.retry_waiting();
+        let keys: Vec<InodeKey> = self.files.keys().copied().collect();
+        let mut more = false;
+        for key in keys {
+            more |= self.read_file(key)?;
+            if self.builder.is_full(&self.settings.batch) {
+                self.flush(stop)?;
+            }
+        }
+        self.release_idle_files()?;
+        Ok(more)
+    }
+
+    fn retry_waiting(&mut self) {
+        let keys: Vec<InodeKey> = self.waiting.keys().copied().collect();
+        for key in keys {
+            if let Some(waiting) = self.waiting.remove(&key) {
+                self.identify_waiting(key, waiting, None, 0);
+            }
+        }
+    }
+
+    /// Reads what one file has new. Returns whether it has more than one pass took.
+    fn read_file(&mut self, key: InodeKey) -> Result<bool, TailError> {
+        let Some(tracked) = self.files.get_mut(&key) else {
+            return Ok(false);
+        };
+        let reopened = tracked.file.is_none();
+        if reopened && !reopen_if_changed(tracked) {
+            return Ok(false);
+        }
+        let Some(file) = tracked.file.as_ref() else {
+            return Ok(false);
+        };
+        let size = match file.metadata() {
+            Ok(metadata) => metadata.len(),
+            Err(_) => return Ok(false),
+        };
+        let grown = size > tracked.reader.read_position();
+        if size < tracked.reader.read_position() || (grown && !still_as_read(tracked, file)) {
+            self.handle_truncation(key)?;
+            return Ok(true);
+        }
+        if size == tracked.reader.read_position() {
+            return Ok(false);
+        }
+        let chunk = self.builder.chunk_for(
+            &tracked.path.to_string_lossy(),
+            tracked.identity,
+            tracked.module,
+        );
+        let budget = PASS_BUDGET.min(self.settings.batch.max_bytes.0);
+        let max_lines = self.settings.batch.max_lines;
+        let outcome = match tracked.reader.read_lines(
+            file,
+            chunk,
+            budget,
+            max_lines,
+            &mut self.scratch,
+        ) {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                tracing::warn!(path = %tracked.path.display(), %error, "read failed, will retry");
+                return Ok(false);
+            }
+        };
+        if outcome.bytes_read > 0 {
+            tracked.last_change = Instant::now();
+        }
+        tracked.tail_hash = tail_hash(file, tracked.reader.offset()).ok().flatten();
+        let checkpoint = checkpoint_of(tracked);
+        self.builder.checkpoints.insert(key, checkpoint);
+        self.builder.count(outcome.bytes_read, outcome.lines);
+        AgentMetrics::add(&self.metrics.lines_read, outcome.lines as u64);
+        AgentMetrics::add(&self.metrics.bytes_read, outcome.bytes_read);
+        if reopened {
+            self.close_if_over_limit(key);
+        }
+        Ok(!outcome.at_end)
+    }
+
+    /// A file shrank or changed under its descriptor: copytruncate, or its inode reused.
+    /// Recover the copy's unread lines, then read the file from its start under the
+    /// next generation.
+    fn handle_truncation(&mut self, key: InodeKey) -> Result<(), TailError> {
+        self.flush(&AtomicBool::new(false))?;
+        let Some(tracked) = self.files.remove(&key) else {
+            return Ok(());
+        };
+        tracing::info!(path = %tracked.path.display(), offset = tracked.reader.offset(), "file truncated");
+        AgentMetrics::add(&self.metrics.files_truncated, 1);
+        let old = Checkpoint {
+            identity: tracked.identity,
+            path: tracked.path.to_string_lossy().into_owned(),
+            offset: tracked.reader.offset(),
+            generation: tracked.generation,
+            tail_hash: tracked.tail_hash.unwrap_or(0),
+            updated_ms: now_millis(),
+        };
+        let directory = tracked
+            .path
+            .parent()
+            .unwrap_or(Path::new("/"))
+            .to_path_buf();
+        self.recover_from_copy(&directory, &old)?;
+        let waiting = WaitingFile {
+            path: tracked.path,
+            module: tracked.module,
+            max_line_bytes: tracked.max_line_bytes,
+            generation: tracked.generation + 1,
+        };
+        // Until the new content's first lines are buffered, the checkpoint describes the
+        // old content (at the copy's end if a copy was found), and a restart repeats this
+        // same decision.
+        self.identify_waiting(key, waiting, tracked.file, 0);
+        Ok(())
+    }
+
+    /// Lets go of rotated files read to their end and quiet for `close_inactive`, and
+    /// closes descriptors of quiet files and of the least active beyond the limit.
+    fn release_idle_files(&mut self) -> Result<(), TailError> {
+        let now = Instant::now();
+        let close_inactive = self.settings.close_inactive;
+        let mut released = Vec::new();
+        for (key, tracked) in &mut self.files {
+            let idle = now.duration_since(tracked.last_change) >= close_inactive;
+            if !idle {
+                continue;
+            }
+            if tracked.rotated {
+                released.push(*key);
+            } else {
+                tracked.file = None;
+            }
+        }
+        for key in released {
+            if self.builder.checkpoints.contains_key(&key) {
+                continue; // Its last lines are not buffered yet.
+            }
+            if let Some(tracked) = self.files.remove(&key) {
+                tracing::info!(path = %tracked.path.display(), "rotated file read to its end, released");
+                self.buffer.remove_checkpoint(&tracked.identity)?;
+            }
+        }
+        self.enforce_open_file_limit();
+        Ok(())
+    }
+
+    /// Closes the descriptor just opened for `key` if it puts the tailer over
+    /// `max_open_files`; the file is reopened when it changes. Rotated files keep theirs:
+    /// a deleted file could not be opened again.
+    fn close_if_over_limit(&mut self, key: InodeKey) {
+        if self.open_files() <= self.settings.max_open_files {
+            return;
+        }
+        if let Some(tracked) = self.files.get_mut(&key)
+            && !tracked.rotated
+        {
+            tracked.file = None;
+        }
+    }
+
+    fn enforce_open_file_limit(&mut self) {
+        let open = self
+            .files
+            .values()
+            .filter(|tracked| tracked.file.is_some())
+            .count();
+        let excess = open.saturating_sub(self.settings.max_open_files);
+        if excess == 0 {
+            return;
+        }
+        let mut candidates: Vec<(Instant, InodeKey)> = self
+            .files
+            .iter()
+            .filter(|(_, tracked)| tracked.file.is_some() && !tracked.rotated)
+            .map(|(key, tracked)| (tracked.last_change, *key))
+            .collect();
+        candidates.sort();
+        for (_, key) in candidates.into_iter().take(excess) {
+            if let Some(tracked) = self.files.get_mut(&key) {
+                tracked.file = None;
+            }
+        }
+    }
+
+    /// Number of descriptors held open; for tests and metrics.
+    pub fn open_files(&self) -> usize {
+        self.files
+            .values()
+            .filter(|tracked| tracked.file.is_some())
+            .count()
+    }
+
+    pub fn followed_files(&self) -> usize {
+        self.files.len()
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Batching
+
+    /// Compresses the collected lines and buffers them with their checkpoints, waiting
+    /// for room if the buffer is full. Returns without buffering only if `stop` is set or
+    /// the buffer closed while waiting; the lines are then read again after restart.
+    pub fn flush(&mut self, stop: &AtomicBool) -> Result<(), TailError> {
+        if self.builder.lines == 0 && self.builder.checkpoints.is_empty() {
+            return Ok(());
+        }
+        let payload = wire::encode_batch(&self.builder.batch)?;
+        let size = payload.len() as u64 + 1;
+        let paused = Instant::now();
+        let mut logged = false;
+        while !self.buffer.wait_for_room(size, ROOM_WAIT) {
+            if !logged {
+                tracing::warn!(
+                    pending_bytes = self.buffer.pending_bytes(),
+                    capacity = self.buffer.capacity(),
+                    "disk buffer full, reading paused until the collector acknowledges batches"
+                );
+                logged = true;
+            }
+            if stop.load(Ordering::Relaxed) || self.buffer.is_closed() {
+                return Ok(());
+            }
+        }
+        if logged {
+            let millis = paused.elapsed().as_millis() as u64;
+            AgentMetrics::add(&self.metrics.buffer_full_millis, millis);
+            tracing::info!(
+                paused_ms = millis,
+                "disk buffer has room again, reading resumed"
+            );
+        }
+        let checkpoints: Vec<Checkpoint> = self.builder.checkpoints.values().cloned().collect();
+        if self.builder.lines > 0 {
+            self.buffer.append(&payload, &checkpoints)?;
+            self.new_batch.notify_one();
+            AgentMetrics::add(&self.metrics.batches_buffered, 1);
+        } else {
+            self.buffer.save_checkpoints(&checkpoints)?;
+        }
+        let truncated = self.builder.truncated_lines();
+        AgentMetrics::add(&self.metrics.lines_truncated, truncated);
+        self.builder.reset();
+        Ok(())
+    }
+}
+
+impl BatchBuilder {
+    fn new(settings: &TailerSettings) -> BatchBuilder {
+        BatchBuilder {
+            batch: Batch {
+                agent_id: settings.agent_id.clone(),
+                host_name: settings.host_name.clone(),
+                chunks: Vec::new(),
+            },
+            checkpoints: HashMap::new(),
+            bytes: 0,
+            lines: 0,
+            started: None,
+        }
+    }
+
+    /// The chunk lines of this file go to: the last one if it is this file's.
+    fn chunk_for(&mut self, path: &str, identity: FileIdentity, module: Module) -> &mut FileChunk {
+        let reuse = self
+            .batch
+            .chunks
+            .last()
+            .is_some_and(|chunk| chunk.identity == identity);
+        if !reuse {
+            let chunk = FileChunk::new(path.to_string(), identity, module, now_millis());
+            self.batch.chunks.push(chunk);
+        }
+        let last = self.batch.chunks.len() - 1;
+        &mut self.batch.chunks[last]
+    }
+
+    fn count(&mut self, bytes: u64, lines: usize) {
+        self.bytes += bytes;
+        self.lines += lines;
+        if lines > 0 && self.started.is_none() {
+            self.started = Some(Instant::now());
+        }
+        self.batch.chunks.retain(|chunk| !chunk.entries.is_empty());
+    }
+
+    fn is_full(&self, config: &BatchConfig) -> bool {
+        self.lines >= config.max_lines || self.bytes >= config.max_bytes.0
+    }
+
+    fn deadline(&self, max_wait: Duration) -> Option<Instant> {
+        self.started.map(|started| started + max_wait)
+    }
+
+    fn is_due(&self, max_wait: Duration) -> bool {
+        self.deadline(max_wait)
+            .is_some_and(|deadline| Instant::now() >= deadline)
+            || (self.lines == 0 && !self.checkpoints.is_empty() && self.started.is_none())
+    }
+
+    fn truncated_lines(&self) -> u64 {
+        let flag = garonne_common::LineFlags::TRUNCATED;
+        let lines = self
+            .batch
+            .chunks
+            .iter()
+            .flat_map(|chunk| chunk.entries.iter());
+        lines.filter(|entry| entry.flags.contains(flag)).count() as u64
+    }
+
+    fn reset(&mut self) {
+        self.batch.chunks.clear();
+        self.checkpoints.clear();
+        self.bytes = 0;
+        self.lines = 0;
+        self.started = None;
+    }
+}
+
+/// Reopens a closed file if it changed. It is looked for at its path, and if it was
+/// renamed while closed, by inode in its directory.
+fn reopen_if_changed(tracked: &mut TrackedFile) -> bool {
+    let is_ours = |metadata: &fs::Metadata| {
+        metadata.dev() == tracked.identity.device && metadata.ino() == tracked.identity.inode
+    };
+    let mut location = fs::metadata(&tracked.path)
+        .ok()
+        .filter(|metadata| is_ours(metadata))
+        .map(|metadata| (tracked.path.clone(), metadata));
+    if location.is_none() {
+        tracked.rotated = true;
+        let directory = tracked.path.parent().unwrap_or(Path::new("/"));
+        location = fs::read_dir(directory).ok().and_then(|entries| {
+            entries.flatten().find_map(|entry| {
+                let metadata = entry.metadata().ok()?;
+                is_ours(&metadata).then(|| (entry.path(), metadata))
+            })
+        });
+    }
+    let Some((path, metadata)) = location else {
+        return false;
+    };
+    if metadata.len() == tracked.reader.read_position() {
+        return false;
+    }
+    match File::open(path) {
+        Ok(file) => {
+            tracked.file = Some(file);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// Whether the file still begins as it did and still holds the bytes before the
+/// reader's offset. A file truncated and refilled past that offset between two reads,
+/// or a new file on a reused inode, does not. A failed read counts as unchanged: the
+/// read that follows fails too and is retried.
+fn still_as_read(tracked: &TrackedFile, file: &File) -> bool {
+    let same_start = identity::fingerprint(file, tracked.generation).map_or(true, |fingerprint| {
+        fingerprint == Some(tracked.identity.fingerprint)
+    });
+    let same_tail = match tracked.tail_hash {
+        Some(expected) => {
+            tail_hash(file, tracked.reader.offset()).map_or(true, |found| found == Some(expected))
+        }
+        None => true,
+    };
+    same_start && same_tail
+}
+
+fn checkpoint_of(tracked: &TrackedFile) -> Checkpoint {
+    Checkpoint {
+        identity: tracked.identity,
+        path: tracked.path.to_string_lossy().into_owned(),
+        offset: tracked.reader.offset(),
+        generation: tracked.generation,
+        tail_hash: tracked.tail_hash.unwrap_or(0),
+        updated_ms: now_millis(),
+    }
+}
+
+fn now_millis() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests;

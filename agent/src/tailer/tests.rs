@@ -1,0 +1,795 @@
+use super::*;
+use garonne_common::config::{DEFAULT_MAX_LINE_BYTES, InputConfig};
+use proptest::prelude::*;
+use std::io::Write;
+
+/// Passes of `poll` after which a test gives up on the tailer catching up.
+const MAX_POLLS: usize = 1000;
+
+/// A line as it was buffered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Buffered {
+    identity: FileIdentity,
+    offset: u64,
+    text: String,
+}
+
+/// A tailer and its disk buffer on a temporary directory, driven step by step; what it
+/// buffers is read back and acknowledged, as the shipper would.
+struct Fixture {
+    directory: tempfile::TempDir,
+    settings: TailerSettings,
+    capacity: u64,
+    agent: Option<(Tailer, Arc<DiskBuffer>)>,
+    buffered: Vec<Buffered>,
+}
+
+impl Fixture {
+    /// Follows `logs/*.log`, releasing quiet files at once.
+    fn new() -> Fixture {
+        Fixture::with(|_| {})
+    }
+
+    fn with(adjust: impl FnOnce(&mut TailerSettings)) -> Fixture {
+        Fixture::with_capacity(u64::MAX, adjust)
+    }
+
+    fn with_capacity(capacity: u64, adjust: impl FnOnce(&mut TailerSettings)) -> Fixture {
+        let directory = tempfile::tempdir().unwrap();
+        fs::create_dir(directory.path().join("logs")).unwrap();
+        let pattern = directory
+            .path()
+            .join("logs/*.log")
+            .to_string_lossy()
+            .into_owned();
+        let mut settings = TailerSettings {
+            agent_id: "test".into(),
+            host_name: "test".into(),
+            inputs: vec![input(&[pattern])],
+            batch: BatchConfig::default(),
+            scan_interval: Duration::from_secs(3600),
+            poll_interval: Duration::from_secs(3600),
+            close_inactive: Duration::ZERO,
+            max_open_files: 64,
+        };
+        adjust(&mut settings);
+        let mut fixture = Fixture {
+            directory,
+            settings,
+            capacity,
+            agent: None,
+            buffered: Vec::new(),
+        };
+        fixture.start();
+        fixture
+    }
+
+    /// Opens the buffer and starts a tailer the way [`Tailer::run`] does.
+    fn start(&mut self) {
+        let buffer = DiskBuffer::open(&self.directory.path().join("data"), self.capacity);
+        let buffer = Arc::new(buffer.unwrap());
+        let notify = Arc::new(tokio::sync::Notify::new());
+        let metrics = Arc::new(AgentMetrics::default());
+        let mut tailer = Tailer::new(self.settings.clone(), buffer.clone(), notify, metrics);
+        tailer.scan().unwrap();
+        tailer.resume_orphans().unwrap();
+        self.agent = Some((tailer, buffer));
+    }
+
+    /// Stops the agent (dropping tailer and buffer) and starts a new one on the same
+    /// data directory.
+    fn restart(&mut self) {
+        self.agent = None;
+        self.start();
+    }
+
+    fn tailer(&mut self) -> &mut Tailer {
+        &mut self.agent.as_mut().unwrap().0
+    }
+
+    fn buffer(&self) -> &DiskBuffer {
+        &self.agent.as_ref().unwrap().1
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.directory.path().join("logs").join(name)
+    }
+
+    /// Appends lines to a file, creating it if needed; returns each line's offset.
+    fn append(&self, name: &str, lines: &[&str]) -> Vec<(u64, String)> {
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path(name));
+        let mut file = file.unwrap();
+        let mut offset = file.metadata().unwrap().len();
+        let mut written = Vec::new();
+        for line in lines {
+            file.write_all(format!("{line}\n").as_bytes()).unwrap();
+            written.push((offset, line.to_string()));
+            offset += line.len() as u64 + 1;
+        }
+        written
+    }
+
+    fn append_bytes(&self, name: &str, bytes: &[u8]) {
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path(name));
+        file.unwrap().write_all(bytes).unwrap();
+    }
+
+    fn rename(&self, from: &str, to: &str) {
+        fs::rename(self.path(from), self.path(to)).unwrap();
+    }
+
+    /// What logrotate's `copytruncate` does.
+    fn copytruncate(&self, name: &str, copy: &str) {
+        fs::copy(self.path(name), self.path(copy)).unwrap();
+        self.truncate(name);
+    }
+
+    fn truncate(&self, name: &str) {
+        fs::OpenOptions::new()
+            .write(true)
+            .open(self.path(name))
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+    }
+
+    /// Scans, reads everything there is, buffers it, then reads the buffer back.
+    fn step(&mut self) {
+        let stop = AtomicBool::new(false);
+        self.tailer().scan().unwrap();
+        for _ in 0..2 {
+            self.poll_until_caught_up(&stop);
+            self.tailer().flush(&stop).unwrap();
+        }
+        self.take_buffered();
+    }
+
+    fn poll_until_caught_up(&mut self, stop: &AtomicBool) {
+        for _ in 0..MAX_POLLS {
+            let more = self.tailer().poll(stop).unwrap();
+            let open = self.tailer().open_files();
+            assert!(
+                open <= self.settings.max_open_files,
+                "{open} files open after a poll"
+            );
+            if !more {
+                return;
+            }
+        }
+        panic!("the tailer did not catch up within {MAX_POLLS} polls");
+    }
+
+    /// Reads every pending batch and acknowledges it.
+    fn take_buffered(&mut self) {
+        while let Some(stored) = self.buffer().next_after(None).unwrap() {
+            let batch = wire::decode_batch(&stored.payload).unwrap();
+            for chunk in &batch.chunks {
+                for line in chunk.lines() {
+                    let text = String::from_utf8_lossy(line.bytes).into_owned();
+                    let identity = chunk.identity;
+                    self.buffered.push(Buffered {
+                        identity,
+                        offset: line.offset,
+                        text,
+                    });
+                }
+            }
+            self.buffer().acknowledge(stored.sequence).unwrap();
+        }
+    }
+
+    /// Every expected line was buffered exactly once, at its offset, and nothing else.
+    fn assert_buffered(&self, expected: &[Vec<(u64, String)>]) {
+        let mut expected: Vec<(u64, String)> = expected.concat();
+        let mut found: Vec<(u64, String)> = self
+            .buffered
+            .iter()
+            .map(|line| (line.offset, line.text.clone()))
+            .collect();
+        expected.sort();
+        found.sort();
+        assert_eq!(found, expected);
+    }
+
+    fn identity_of(&self, text: &str) -> FileIdentity {
+        let line = self.buffered.iter().find(|line| line.text == text);
+        line.unwrap_or_else(|| panic!("{text:?} was not buffered"))
+            .identity
+    }
+}
+
+fn input(paths: &[String]) -> InputConfig {
+    InputConfig {
+        paths: paths.to_vec(),
+        module: Module::Plain,
+        exclude: Vec::new(),
+        max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+    }
+}
+
+/// `count` distinct lines starting with `prefix`.
+fn lines(prefix: &str, count: usize) -> Vec<String> {
+    (0..count)
+        .map(|index| format!("{prefix} line {index}"))
+        .collect()
+}
+
+fn refs(lines: &[String]) -> Vec<&str> {
+    lines.iter().map(String::as_str).collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Rotation
+
+#[test]
+fn rename_and_create_rotation() {
+    for close_inactive in [Duration::ZERO, Duration::from_secs(3600)] {
+        let mut fixture = Fixture::with(|settings| settings.close_inactive = close_inactive);
+        let first = fixture.append("app.log", &["old 1", "old 2"]);
+        fixture.step();
+        let unread = fixture.append("app.log", &["old 3"]);
+        fixture.rename("app.log", "app.log.1");
+        let new = fixture.append("app.log", &["new 1", "new 2"]);
+        fixture.step();
+        fixture.step();
+        fixture.assert_buffered(&[first, unread, new]);
+        assert_ne!(fixture.identity_of("old 3"), fixture.identity_of("new 1"));
+        assert_eq!(fixture.identity_of("old 3"), fixture.identity_of("old 1"));
+    }
+}
+
+#[test]
+fn copytruncate_rotation() {
+    let mut fixture = Fixture::new();
+    let first = fixture.append("app.log", &["first 1", "first 2"]);
+    fixture.step();
+    let unread = fixture.append("app.log", &["before copy 1", "before copy 2"]);
+    fixture.copytruncate("app.log", "app.log.1");
+    fixture.step();
+    fixture.restart();
+    fixture.step();
+    let after = fixture.append("app.log", &["after 1", "after 2"]);
+    fixture.step();
+    fixture.restart();
+    fixture.step();
+    fixture.assert_buffered(&[first, unread, after]);
+    assert_eq!(
+        fixture.identity_of("before copy 2"),
+        fixture.identity_of("first 1")
+    );
+    assert_ne!(
+        fixture.identity_of("after 1"),
+        fixture.identity_of("first 1")
+    );
+}
+
+#[test]
+fn copytruncate_refilled_past_the_offset_before_the_next_poll() {
+    let mut fixture = Fixture::new();
+    let first = fixture.append("app.log", &["first 1"]);
+    fixture.step();
+    let unread = fixture.append("app.log", &["before copy"]);
+    fixture.copytruncate("app.log", "app.log.1");
+    let after = fixture.append("app.log", &["after the truncation, longer than before"]);
+    fixture.step();
+    fixture.assert_buffered(&[first, unread, after]);
+}
+
+#[test]
+fn copytruncate_with_the_same_first_line_picks_the_right_copy() {
+    let mut fixture = Fixture::new();
+    let mut expected = vec![fixture.append("app.log", &["header", "one 1"])];
+    fixture.step();
+    expected.push(fixture.append("app.log", &["one 2"]));
+    fixture.copytruncate("app.log", "app.log.1");
+    fixture.step();
+    // Older copies of the first generation, so that one of them is likely listed before
+    // the right copy whatever order the directory lists its entries in.
+    for older in 3..10 {
+        fs::copy(
+            fixture.path("app.log.1"),
+            fixture.path(&format!("app.log.{older}")),
+        )
+        .unwrap();
+    }
+    expected.push(fixture.append("app.log", &["header", "two 1"]));
+    fixture.step();
+    expected.push(fixture.append("app.log", &["two 2"]));
+    fixture.rename("app.log.1", "app.log.2");
+    fixture.copytruncate("app.log", "app.log.1");
+    fixture.step();
+    // "header" was written twice, at offset 0 of each generation.
+    let mut found: Vec<&str> = fixture
+        .buffered
+        .iter()
+        .map(|line| line.text.as_str())
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        ["header", "header", "one 1", "one 2", "two 1", "two 2"]
+    );
+    assert_ne!(fixture.identity_of("one 2"), fixture.identity_of("two 2"));
+}
+
+#[test]
+fn copytruncate_twice_while_stopped() {
+    let mut fixture = Fixture::new();
+    let first = fixture.append("app.log", &["first 1", "first 2"]);
+    fixture.step();
+    fixture.agent = None;
+    let unread = fixture.append("app.log", &["before copy 1"]);
+    fixture.copytruncate("app.log", "app.log.1");
+    let _between = fixture.append("app.log", &["between copies"]);
+    fixture.rename("app.log.1", "app.log.2");
+    fixture.copytruncate("app.log", "app.log.1");
+    let last = fixture.append("app.log", &["after both"]);
+    fixture.start();
+    fixture.step();
+    fixture.restart();
+    fixture.step();
+    // Known shortcoming: "between copies" lived only in a generation of the file that the
+    // agent never saw; nothing ties its copy (app.log.1) to the checkpoint, so it is not
+    // read. Everything the agent had a checkpoint for is read exactly once.
+    fixture.assert_buffered(&[first, unread, last]);
+}
+
+#[test]
+fn delete_while_open_is_read_to_end() {
+    let mut fixture = Fixture::with(|settings| settings.close_inactive = Duration::from_secs(3600));
+    let first = fixture.append("app.log", &["kept 1"]);
+    fixture.step();
+    let unread = fixture.append(
+        "app.log",
+        &["written before delete 1", "written before delete 2"],
+    );
+    fs::remove_file(fixture.path("app.log")).unwrap();
+    fixture.step();
+    fixture.assert_buffered(&[first, unread]);
+}
+
+/// Creates `name` with `line` until it gets `inode` again; `None` if the filesystem
+/// hands out another inode each time.
+fn create_with_inode(fixture: &Fixture, name: &str, line: &str, inode: u64) -> Option<()> {
+    for _ in 0..100 {
+        fixture.append(name, &[line]);
+        if fs::metadata(fixture.path(name)).unwrap().ino() == inode {
+            return Some(());
+        }
+        fs::remove_file(fixture.path(name)).unwrap();
+    }
+    None
+}
+
+#[test]
+fn inode_reuse_after_delete() {
+    for restart in [false, true] {
+        let mut fixture = Fixture::new();
+        let first = fixture.append("app.log", &["first file 1", "first file 2, long enough"]);
+        fixture.step();
+        let inode = fs::metadata(fixture.path("app.log")).unwrap().ino();
+        if restart {
+            fixture.agent = None;
+        }
+        fs::remove_file(fixture.path("app.log")).unwrap();
+        if create_with_inode(&fixture, "app.log", "second file 1", inode).is_none() {
+            return inode_reuse_decided_by_the_checkpoint();
+        }
+        let more = fixture.append("app.log", &["second file 2, longer than the first one was"]);
+        if restart {
+            fixture.start();
+        }
+        fixture.step();
+        let reused = vec![(0, "second file 1".to_string())];
+        fixture.assert_buffered(&[first, reused, more]);
+        assert_ne!(
+            fixture.identity_of("first file 1"),
+            fixture.identity_of("second file 1")
+        );
+    }
+}
+
+/// The decision behind inode reuse, where the filesystem does not reuse inodes: a
+/// checkpoint left at this inode by another file does not apply.
+fn inode_reuse_decided_by_the_checkpoint() {
+    let mut fixture = Fixture::new();
+    let lines = fixture.append("app.log", &["a file that reused an inode", "second line"]);
+    let metadata = fs::metadata(fixture.path("app.log")).unwrap();
+    let identity = FileIdentity {
+        device: metadata.dev(),
+        inode: metadata.ino(),
+        fingerprint: 1,
+    };
+    let stale = Checkpoint {
+        identity,
+        path: fixture.path("app.log").to_string_lossy().into_owned(),
+        offset: 28,
+        generation: 0,
+        tail_hash: 2,
+        updated_ms: 0,
+    };
+    fixture.buffer().save_checkpoints(&[stale]).unwrap();
+    fixture.restart();
+    fixture.step();
+    fixture.assert_buffered(&[lines]);
+}
+
+#[test]
+fn truncated_and_refilled_past_offset_while_stopped() {
+    for new_first_line in ["refilled 1", "first 1"] {
+        let mut fixture = Fixture::new();
+        let first = fixture.append("app.log", &["first 1", "first 2"]);
+        fixture.step();
+        fixture.agent = None;
+        fixture.truncate("app.log");
+        let refilled = fixture.append("app.log", &[new_first_line, "refilled 2, past the offset"]);
+        fixture.start();
+        fixture.step();
+        fixture.assert_buffered(&[first, refilled]);
+        let old = fixture.buffered[0].identity;
+        assert!(
+            fixture.buffered[2..]
+                .iter()
+                .all(|line| line.identity != old)
+        );
+    }
+}
+
+#[test]
+fn renamed_away_while_stopped_is_found_and_read_to_end() {
+    let mut fixture = Fixture::new();
+    let first = fixture.append("app.log", &["old 1"]);
+    fixture.step();
+    fixture.agent = None;
+    let unread = fixture.append("app.log", &["old 2", "old 3"]);
+    fixture.rename("app.log", "app.log.1");
+    let new = fixture.append("app.log", &["new 1"]);
+    fixture.start();
+    fixture.step();
+    fixture.restart();
+    fixture.step();
+    fixture.assert_buffered(&[first, unread, new]);
+    assert_eq!(fixture.identity_of("old 3"), fixture.identity_of("old 1"));
+}
+
+#[test]
+fn rotated_dot1_and_gz_not_matching_glob_left_alone() {
+    let mut fixture = Fixture::new();
+    fixture.append("app.log.1", &["rotated earlier"]);
+    fixture.append_bytes("app.log.2.gz", b"\x1f\x8b\x08\x00 compressed\n");
+    let live = fixture.append("app.log", &["live 1"]);
+    fixture.step();
+    fixture.restart();
+    fixture.step();
+    fixture.assert_buffered(&[live]);
+    assert_eq!(fixture.tailer().followed_files(), 1);
+}
+
+// ---------------------------------------------------------------------------------------
+// Paths
+
+#[test]
+fn symlink_and_target_both_matched_read_once() {
+    let mut fixture = Fixture::new();
+    let written = fixture.append("app.log", &["one", "two"]);
+    std::os::unix::fs::symlink(fixture.path("app.log"), fixture.path("link.log")).unwrap();
+    fixture.step();
+    fixture.restart();
+    fixture.step();
+    fixture.assert_buffered(&[written]);
+}
+
+#[test]
+fn symlinked_directory() {
+    let mut fixture = Fixture::with(|settings| {
+        let root = settings.inputs[0].paths[0].replace("logs/*.log", "linked/*.log");
+        settings.inputs = vec![input(&[root])];
+    });
+    let target = fixture.path("");
+    std::os::unix::fs::symlink(&target, fixture.directory.path().join("linked")).unwrap();
+    let first = fixture.append("app.log", &["through the link 1"]);
+    fixture.step();
+    let more = fixture.append("app.log", &["through the link 2"]);
+    fixture.step();
+    fixture.assert_buffered(&[first, more]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Lines and file life
+
+#[test]
+fn last_line_without_newline_emitted_once_complete() {
+    let mut fixture = Fixture::new();
+    let complete = fixture.append("app.log", &["complete"]);
+    fixture.append_bytes("app.log", b"partial");
+    fixture.step();
+    fixture.assert_buffered(std::slice::from_ref(&complete));
+    let checkpoint = fixture.buffer().all_checkpoints().unwrap();
+    assert_eq!(
+        checkpoint[0].offset, 9,
+        "the checkpoint passed the partial line"
+    );
+    fixture.restart();
+    fixture.append_bytes("app.log", b" now");
+    fixture.step();
+    fixture.assert_buffered(std::slice::from_ref(&complete));
+    fixture.append_bytes("app.log", b" complete\n");
+    fixture.step();
+    fixture.restart();
+    fixture.step();
+    fixture.assert_buffered(&[complete, vec![(9, "partial now complete".into())]]);
+}
+
+#[test]
+fn empty_file_when_first_seen_then_written() {
+    let mut fixture = Fixture::new();
+    fixture.append_bytes("app.log", b"");
+    fixture.step();
+    assert_eq!(fixture.tailer().followed_files(), 0);
+    fixture.append_bytes("app.log", b"first li");
+    fixture.step();
+    let written = fixture.append("app.log", &["ne", "second line"]);
+    fixture.step();
+    let first = vec![(0, "first line".to_string())];
+    fixture.assert_buffered(&[first, written[1..].to_vec()]);
+}
+
+#[test]
+fn one_line_60_byte_file() {
+    let line = "a one-line file of exactly sixty bytes, newline included...";
+    assert_eq!(line.len() + 1, 60);
+    let mut fixture = Fixture::new();
+    let written = fixture.append("app.log", &[line]);
+    fixture.step();
+    fixture.restart();
+    fixture.step();
+    let more = fixture.append("app.log", &["second line"]);
+    fixture.step();
+    fixture.assert_buffered(&[written, more]);
+}
+
+#[test]
+fn restart_resumes_from_checkpoint_without_duplicates() {
+    let mut fixture = Fixture::new();
+    let mut expected = Vec::new();
+    for round in 0..3 {
+        let names = lines(&format!("round {round}"), 5);
+        expected.push(fixture.append("app.log", &refs(&names)));
+        fixture.step();
+        fixture.restart();
+    }
+    fixture.step();
+    fixture.assert_buffered(&expected);
+}
+
+#[test]
+fn thousand_files_with_bounded_descriptors() {
+    let mut fixture = Fixture::with(|settings| {
+        settings.close_inactive = Duration::from_secs(3600);
+        settings.max_open_files = 64;
+    });
+    let mut expected = Vec::new();
+    for file in 0..1000 {
+        expected.push(fixture.append(
+            &format!("app{file}.log"),
+            &[format!("file {file} 1").as_str()],
+        ));
+    }
+    fixture.tailer().scan().unwrap();
+    assert!(
+        fixture.tailer().open_files() <= 64,
+        "scan left too many files open"
+    );
+    fixture.step();
+    for file in (0..1000).step_by(7) {
+        expected.push(fixture.append(
+            &format!("app{file}.log"),
+            &[format!("file {file} 2").as_str()],
+        ));
+    }
+    fixture.step();
+    assert_eq!(fixture.tailer().followed_files(), 1000);
+    fixture.assert_buffered(&expected);
+}
+
+// ---------------------------------------------------------------------------------------
+// Back-pressure
+
+#[test]
+fn buffer_full_pauses_reading() {
+    let mut fixture = Fixture::with_capacity(64, |_| {});
+    let names = lines("spread over batches", 40);
+    let written = fixture.append("app.log", &refs(&names));
+    let stop = AtomicBool::new(false);
+    fixture.tailer().scan().unwrap();
+    fixture.tailer().poll(&stop).unwrap();
+    fixture.tailer().flush(&stop).unwrap();
+    assert_eq!(fixture.buffer().pending_batches(), 1);
+
+    let more = fixture.append("app.log", &["while full"]);
+    fixture.tailer().poll(&stop).unwrap();
+    let stopping = AtomicBool::new(true);
+    fixture.tailer().flush(&stopping).unwrap();
+    assert_eq!(
+        fixture.buffer().pending_batches(),
+        1,
+        "a batch went past a full buffer"
+    );
+
+    fixture.take_buffered();
+    fixture.tailer().flush(&stop).unwrap();
+    fixture.take_buffered();
+    fixture.assert_buffered(&[written, more]);
+}
+
+#[test]
+fn flush_gives_up_when_the_buffer_is_closed_while_full() {
+    let mut fixture = Fixture::with_capacity(16, |_| {});
+    fixture.append("app.log", &["fills the buffer"]);
+    fixture.step();
+    fixture.append("app.log", &["finds no room"]);
+    fixture.buffer().append(&[0; 16], &[]).unwrap();
+    let stop = AtomicBool::new(false);
+    fixture.tailer().poll(&stop).unwrap();
+    fixture.buffer().close();
+    fixture.tailer().flush(&stop).unwrap();
+    assert_eq!(fixture.buffer().pending_batches(), 1);
+}
+
+// ---------------------------------------------------------------------------------------
+// Randomised: appends, rotations and restarts; every line buffered exactly once.
+
+#[derive(Debug, Clone)]
+enum Action {
+    Append(usize),
+    Step,
+    /// Reads without buffering, then the agent dies: what was read is read again.
+    CrashAfterPoll,
+    Restart,
+    Rotate {
+        copytruncate: bool,
+        while_stopped: bool,
+    },
+}
+
+fn action_strategy() -> impl Strategy<Value = Action> {
+    prop_oneof![
+        4 => (1..6usize).prop_map(Action::Append),
+        2 => Just(Action::Step),
+        1 => Just(Action::CrashAfterPoll),
+        1 => Just(Action::Restart),
+        2 => (any::<bool>(), any::<bool>()).prop_map(|(copytruncate, while_stopped)| {
+            Action::Rotate { copytruncate, while_stopped }
+        }),
+    ]
+}
+
+struct Scenario {
+    fixture: Fixture,
+    written: Vec<String>,
+    rotations: usize,
+    /// The current content of app.log has a checkpoint.
+    checkpointed: bool,
+}
+
+impl Scenario {
+    fn apply(&mut self, action: &Action) {
+        match action {
+            Action::Append(count) => {
+                let first = self.written.len();
+                self.written
+                    .extend((first..first + count).map(|n| format!("line {n}")));
+                self.fixture
+                    .append("app.log", &refs(&self.written[first..]));
+            }
+            Action::Step => self.step(),
+            Action::CrashAfterPoll => {
+                self.fixture.tailer().scan().unwrap();
+                self.fixture.tailer().poll(&AtomicBool::new(false)).unwrap();
+                self.fixture.restart();
+            }
+            Action::Restart => self.fixture.restart(),
+            Action::Rotate {
+                copytruncate,
+                while_stopped,
+            } => self.rotate(*copytruncate, *while_stopped),
+        }
+    }
+
+    fn step(&mut self) {
+        self.fixture.step();
+        let length = fs::metadata(self.fixture.path("app.log")).map_or(0, |m| m.len());
+        self.checkpointed = length > 0;
+    }
+
+    /// One rotation, after the agent buffered lines of the content it rotates: content
+    /// without a checkpoint cannot be found again once rotated away (see
+    /// copytruncate_twice_while_stopped and the tailer's module doc).
+    fn rotate(&mut self, copytruncate: bool, while_stopped: bool) {
+        if !self.fixture.path("app.log").exists() {
+            return;
+        }
+        if !self.checkpointed {
+            self.step();
+        }
+        if while_stopped {
+            self.fixture.agent = None;
+        }
+        self.rotations += 1;
+        let rotated = format!("app.log.{}", self.rotations);
+        if copytruncate {
+            self.fixture.copytruncate("app.log", &rotated);
+        } else {
+            self.fixture.rename("app.log", &rotated);
+        }
+        if while_stopped {
+            self.fixture.start();
+        }
+        self.checkpointed = false;
+        self.fixture.step();
+    }
+
+    fn assert_every_line_once(&mut self) {
+        self.fixture.step();
+        self.fixture.restart();
+        self.fixture.step();
+        let mut ids: HashMap<&str, Vec<(FileIdentity, u64)>> = HashMap::new();
+        for line in &self.fixture.buffered {
+            ids.entry(line.text.as_str())
+                .or_default()
+                .push((line.identity, line.offset));
+        }
+        for text in &self.written {
+            let found = ids.remove(text.as_str()).unwrap_or_default();
+            assert_eq!(found.len(), 1, "{text:?} buffered as {found:?}");
+        }
+        assert!(ids.is_empty(), "lines never written were buffered: {ids:?}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    #[test]
+    fn every_line_once_through_rotations_and_restarts(
+        actions in prop::collection::vec(action_strategy(), 1..30)
+    ) {
+        run_scenario(&actions);
+    }
+}
+
+fn run_scenario(actions: &[Action]) {
+    let fixture = Fixture::new();
+    let mut scenario = Scenario {
+        fixture,
+        written: Vec::new(),
+        rotations: 0,
+        checkpointed: false,
+    };
+    for action in actions {
+        scenario.apply(action);
+    }
+    scenario.assert_every_line_once();
+}
+
+/// Found by the randomised test: lines recovered from a copy were recovered again after
+/// a restart, because the checkpoint did not move with them.
+#[test]
+fn regression_copy_recovered_once_across_a_restart() {
+    let copytruncate = Action::Rotate {
+        copytruncate: true,
+        while_stopped: false,
+    };
+    run_scenario(&[
+        Action::Append(1),
+        Action::Step,
+        Action::Append(1),
+        copytruncate,
+    ]);
+}
