@@ -1,1 +1,297 @@
-fn main() {}
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use garonne_collector::parse::{Format, ParseContext};
+use garonne_collector::server::{self, Collector, CollectorMetrics};
+use garonne_collector::store::{Store, elastic::ElasticStore, embedded::EmbeddedStore};
+use garonne_collector::{certs, pipeline};
+use garonne_common::config::{CollectorConfig, Sink};
+use garonne_common::wire::ALPN;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Garonne collector: receives logs from Garonne agents, parses and indexes them.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+const DEFAULT_CONFIG: &str = "/etc/garonne/collector.toml";
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve agents until stopped.
+    Run {
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Check a configuration file and the files it names, then exit.
+    CheckConfig {
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+    },
+    /// Certificates for mutual TLS between agents and collectors.
+    Certs {
+        #[command(subcommand)]
+        command: CertsCommand,
+    },
+    /// Parse raw lines (from FILE or standard input) and print one ECS document per line,
+    /// through the same code the server uses.
+    Parse {
+        /// apache.access, apache.error, syslog, json or plain.
+        #[arg(long)]
+        module: String,
+        /// IANA zone for timestamps without one (default: this host's zone).
+        #[arg(long)]
+        timezone: Option<String>,
+        file: Option<PathBuf>,
+    },
+    /// Search the store the configuration selects. QUERY is free text and field:value
+    /// terms; `*` matches everything.
+    Search {
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// Print only the number of matching documents.
+        #[arg(long)]
+        count: bool,
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        query: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum CertsCommand {
+    /// Write ca.pem, collector.pem/.key (for the given names) and agent.pem/.key.
+    Init {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Names (DNS or IP) agents use to reach the collector.
+        #[arg(long = "name", required = true)]
+        names: Vec<String>,
+        /// Name in the agent certificate.
+        #[arg(long, default_value = "garonne-agent")]
+        agent_name: String,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    garonne_common::tls::install_crypto_provider();
+    init_logging();
+    match Cli::parse().command {
+        Command::CheckConfig { config } => {
+            let loaded = CollectorConfig::load(&config)?;
+            loaded.check_files(&config)?;
+            println!("{}: configuration is valid", config.display());
+            Ok(())
+        }
+        Command::Certs {
+            command:
+                CertsCommand::Init {
+                    dir,
+                    names,
+                    agent_name,
+                },
+        } => {
+            certs::init(&dir, &names, &agent_name)?;
+            println!("wrote {} in {}", certs::FILES.join(", "), dir.display());
+            Ok(())
+        }
+        Command::Parse {
+            module,
+            timezone,
+            file,
+        } => parse_command(&module, timezone.as_deref(), file.as_deref()),
+        Command::Run { config } => runtime()?.block_on(run(&config)),
+        Command::Search {
+            config,
+            count,
+            limit,
+            query,
+        } => runtime()?.block_on(search(&config, count, limit, &query)),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(colour)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn parse_context(timezone: Option<&str>) -> anyhow::Result<ParseContext> {
+    let zone = match timezone {
+        Some(name) => {
+            jiff::tz::TimeZone::get(name).with_context(|| format!("unknown timezone {name:?}"))?
+        }
+        None => jiff::tz::TimeZone::system(),
+    };
+    Ok(ParseContext::new(zone))
+}
+
+fn parse_command(module: &str, timezone: Option<&str>, file: Option<&Path>) -> anyhow::Result<()> {
+    let format = Format::from_module(module).with_context(|| {
+        let known: Vec<&str> = Format::ALL.iter().map(|f| f.dataset()).collect();
+        format!(
+            "unknown module {module:?}; expected one of {}",
+            known.join(", ")
+        )
+    })?;
+    let module = garonne_common::Module::from_name(format.dataset())
+        .unwrap_or(garonne_common::Module::Plain);
+    let context = parse_context(timezone)?;
+    let input: Box<dyn BufRead> = match file {
+        Some(path) => Box::new(std::io::BufReader::new(
+            std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
+        )),
+        None => Box::new(std::io::stdin().lock()),
+    };
+    let path = file
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "-".into());
+    let identity = garonne_common::FileIdentity {
+        device: 0,
+        inode: 0,
+        fingerprint: 0,
+    };
+    let mut chunk = garonne_common::FileChunk::new(
+        path,
+        identity,
+        module,
+        jiff::Timestamp::now().as_millisecond(),
+    );
+    let mut offset = 0u64;
+    for line in input.split(b'\n') {
+        let line = line?;
+        let length = line.len() as u64 + 1;
+        let text = line.strip_suffix(b"\r").unwrap_or(&line);
+        chunk.push(offset, length, text, garonne_common::LineFlags::default());
+        offset += length;
+    }
+    let host = garonne_agent_host_name();
+    let batch = garonne_common::Batch {
+        agent_id: host.clone(),
+        host_name: host,
+        chunks: vec![chunk],
+    };
+    let (documents, _) = pipeline::build_documents(&batch, &context);
+    let mut stdout = std::io::stdout().lock();
+    for document in documents {
+        serde_json::to_writer(&mut stdout, &document.body)?;
+        stdout.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
+fn garonne_agent_host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|n| n.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+fn open_store(config: &CollectorConfig, read_only: bool) -> anyhow::Result<Store> {
+    if config.collector.sink == Sink::Discard && !read_only {
+        return Ok(Store::Discard);
+    }
+    Ok(match &config.elasticsearch {
+        Some(elasticsearch) => Store::Elastic(ElasticStore::connect(elasticsearch)?),
+        None => {
+            let path = config.collector.data_dir.join("index");
+            Store::Embedded(if read_only {
+                EmbeddedStore::open_read_only(&path)?
+            } else {
+                EmbeddedStore::open(&path)?
+            })
+        }
+    })
+}
+
+async fn run(path: &Path) -> anyhow::Result<()> {
+    let config = CollectorConfig::load(path)?;
+    config.check_files(path)?;
+    let section = &config.collector;
+    let (Some(cert), Some(key), Some(client_ca)) =
+        (&section.cert, &section.key, &section.client_ca)
+    else {
+        anyhow::bail!("collector.cert, collector.key and collector.client_ca are required");
+    };
+    std::fs::create_dir_all(&section.data_dir)
+        .with_context(|| format!("cannot create data_dir {}", section.data_dir.display()))?;
+    let store = open_store(&config, false)?;
+    if let Store::Elastic(elastic) = &store {
+        elastic.install_template().await?;
+    }
+    let tls = garonne_common::tls::server_config(cert, key, client_ca, ALPN)?;
+    let (endpoint, bound) = server::bind(section.listen, tls)?;
+    tracing::info!(listen = %bound, store = %store.describe(), "collector listening");
+    let collector = Arc::new(Collector {
+        store,
+        context: parse_context(section.timezone.as_deref())?,
+        metrics: CollectorMetrics::default(),
+    });
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let serving = tokio::spawn(server::serve(
+        endpoint,
+        collector.clone(),
+        section.max_connections,
+        shutdown,
+    ));
+    wait_for_signal().await;
+    tracing::info!("collector stopping");
+    let _ = stop.send(true);
+    let _ = serving.await;
+    tracing::info!("collector stopped");
+    Ok(())
+}
+
+async fn search(path: &Path, count: bool, limit: usize, query: &str) -> anyhow::Result<()> {
+    let config = CollectorConfig::load(path)?;
+    let store = open_store(&config, true)?;
+    if let Store::Elastic(elastic) = &store {
+        elastic.refresh().await?;
+    }
+    if count {
+        println!("{}", store.count(query).await?);
+        return Ok(());
+    }
+    let result = store.search(query, limit).await?;
+    let mut stdout = std::io::stdout().lock();
+    for document in &result.documents {
+        serde_json::to_writer(&mut stdout, document)?;
+        stdout.write_all(b"\n")?;
+    }
+    eprintln!(
+        "{} of {} matching documents shown",
+        result.documents.len(),
+        result.total
+    );
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut terminate), Ok(mut interrupt)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+    }
+}

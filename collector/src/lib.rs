@@ -1,0 +1,10 @@
+//! The Garonne collector: receives batches from agents over QUIC, parses them into ECS
+//! documents and indexes them into Elasticsearch or an embedded index.
+
+pub mod certs;
+pub mod parse;
+pub mod pipeline;
+pub mod query;
+pub mod server;
+pub mod store;
+pub mod templates;

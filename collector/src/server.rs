@@ -1,0 +1,224 @@
+//! The QUIC side of the collector: accepts agents, answers their hello, and turns each
+//! batch stream into documents in the store before answering it.
+//!
+//! An agent is admitted only with a client certificate signed by `client_ca`; a refused
+//! handshake is logged and affects no other connection. At most `max_connections`
+//! agents are served at once; further ones are refused at once so they try another
+//! collector. A batch is answered `Accepted` only after the store made it durable,
+//! `RetryLater` when the store is unavailable, and `Rejected` when it does not decode.
+
+use crate::parse::ParseContext;
+use crate::pipeline::build_documents;
+use crate::store::{Store, StoreError};
+use garonne_common::wire::{self, BatchResult, FrameKind, Hello, Welcome};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::{Semaphore, watch};
+
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Batch streams one agent may have open at once.
+const MAX_STREAMS_PER_AGENT: u32 = 64;
+
+/// What the collector did since it started.
+#[derive(Debug, Default)]
+pub struct CollectorMetrics {
+    pub connections_accepted: AtomicU64,
+    pub connections_refused: AtomicU64,
+    pub batches_received: AtomicU64,
+    pub batches_rejected: AtomicU64,
+    pub batches_deferred: AtomicU64,
+    pub events_received: AtomicU64,
+    pub documents_created: AtomicU64,
+    pub documents_duplicate: AtomicU64,
+    pub documents_dead_lettered: AtomicU64,
+    pub lines_unparsed: AtomicU64,
+    pub lines_blank: AtomicU64,
+    pub lines_invalid_utf8: AtomicU64,
+    pub lines_truncated: AtomicU64,
+}
+
+fn add(counter: &AtomicU64, amount: usize) {
+    counter.fetch_add(amount as u64, Ordering::Relaxed);
+}
+
+/// The receiving pipeline, shared by every connection.
+pub struct Collector {
+    pub store: Store,
+    pub context: ParseContext,
+    pub metrics: CollectorMetrics,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {address}: {reason}")]
+    Listen { address: SocketAddr, reason: String },
+}
+
+impl Collector {
+    /// Decodes, parses and stores one batch payload, and says how it went.
+    pub async fn handle_batch(self: &Arc<Self>, payload: Vec<u8>) -> BatchResult {
+        let collector = self.clone();
+        let built = tokio::task::spawn_blocking(move || {
+            let batch = wire::decode_batch(&payload)?;
+            let lines = batch.line_count();
+            let (documents, report) = build_documents(&batch, &collector.context);
+            Ok::<_, wire::WireError>((lines, documents, report))
+        })
+        .await;
+        let (lines, documents, report) = match built {
+            Ok(Ok(built)) => built,
+            Ok(Err(error)) => {
+                add(&self.metrics.batches_rejected, 1);
+                tracing::warn!(%error, "refusing a batch that does not decode");
+                return BatchResult::Rejected {
+                    reason: error.to_string(),
+                };
+            }
+            Err(error) => {
+                return BatchResult::RetryLater {
+                    reason: error.to_string(),
+                };
+            }
+        };
+        let metrics = &self.metrics;
+        add(&metrics.batches_received, 1);
+        add(&metrics.events_received, lines);
+        add(&metrics.lines_unparsed, report.unparsed);
+        add(&metrics.lines_blank, report.blank_lines);
+        add(&metrics.lines_invalid_utf8, report.invalid_utf8);
+        add(&metrics.lines_truncated, report.truncated);
+        match self.store.write(documents).await {
+            Ok(written) => {
+                add(&metrics.documents_created, written.created);
+                add(&metrics.documents_duplicate, written.duplicates);
+                add(&metrics.documents_dead_lettered, written.dead_lettered);
+                BatchResult::Accepted {
+                    events: lines as u32,
+                }
+            }
+            Err(error @ StoreError::Unavailable(_)) => {
+                add(&metrics.batches_deferred, 1);
+                tracing::warn!(%error, "store unavailable, agent will resend the batch");
+                BatchResult::RetryLater {
+                    reason: error.to_string(),
+                }
+            }
+            Err(error) => {
+                add(&metrics.batches_deferred, 1);
+                tracing::error!(%error, "store failed, agent will resend the batch");
+                BatchResult::RetryLater {
+                    reason: error.to_string(),
+                }
+            }
+        }
+    }
+}
+
+/// Binds the QUIC endpoint; returns it with the address actually bound.
+pub fn bind(
+    listen: SocketAddr,
+    tls: rustls::ServerConfig,
+) -> Result<(quinn::Endpoint, SocketAddr), ServeError> {
+    let fail = |reason: String| ServeError::Listen {
+        address: listen,
+        reason,
+    };
+    let crypto =
+        quinn::crypto::rustls::QuicServerConfig::try_from(tls).map_err(|e| fail(e.to_string()))?;
+    let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    let mut transport = quinn::TransportConfig::default();
+    transport.max_concurrent_bidi_streams(MAX_STREAMS_PER_AGENT.into());
+    transport.max_concurrent_uni_streams(0u32.into());
+    transport.max_idle_timeout(Some(
+        IDLE_TIMEOUT
+            .try_into()
+            .map_err(|_| fail("idle timeout".into()))?,
+    ));
+    config.transport_config(Arc::new(transport));
+    let endpoint = quinn::Endpoint::server(config, listen).map_err(|e| fail(e.to_string()))?;
+    let bound = endpoint.local_addr().map_err(|e| fail(e.to_string()))?;
+    Ok((endpoint, bound))
+}
+
+/// Accepts agents until `shutdown` turns true, then lets open batches finish.
+pub async fn serve(
+    endpoint: quinn::Endpoint,
+    collector: Arc<Collector>,
+    max_connections: usize,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let slots = Arc::new(Semaphore::new(max_connections));
+    loop {
+        let incoming = tokio::select! {
+            incoming = endpoint.accept() => incoming,
+            _ = shutdown.changed() => break,
+        };
+        let Some(incoming) = incoming else { break };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            add(&collector.metrics.connections_refused, 1);
+            tracing::warn!(remote = %incoming.remote_address(), max_connections, "connection limit reached, refusing agent");
+            incoming.refuse();
+            continue;
+        };
+        let collector = collector.clone();
+        tokio::spawn(async move {
+            let remote = incoming.remote_address();
+            if let Err(error) = serve_agent(incoming, &collector).await {
+                tracing::info!(%remote, %error, "agent connection ended");
+            }
+            drop(slot);
+        });
+    }
+    endpoint.close(0u32.into(), b"collector stopping");
+    endpoint.wait_idle().await;
+}
+
+async fn serve_agent(incoming: quinn::Incoming, collector: &Arc<Collector>) -> anyhow::Result<()> {
+    let remote = incoming.remote_address();
+    let connection = match incoming.await {
+        Ok(connection) => connection,
+        Err(error) => {
+            add(&collector.metrics.connections_refused, 1);
+            tracing::warn!(%remote, %error, "agent handshake failed");
+            return Ok(());
+        }
+    };
+    let (mut send, mut receive) = connection.accept_bi().await?;
+    let hello: Hello = wire::read_message(&mut receive, FrameKind::Hello).await?;
+    let welcome = Welcome {
+        collector_version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    wire::write_message(&mut send, FrameKind::Welcome, &welcome).await?;
+    send.finish()?;
+    add(&collector.metrics.connections_accepted, 1);
+    tracing::info!(%remote, agent_id = %hello.agent_id, version = %hello.agent_version, "agent connected");
+    loop {
+        let (send, receive) = connection.accept_bi().await?;
+        let collector = collector.clone();
+        tokio::spawn(async move {
+            if let Err(error) = serve_batch(send, receive, &collector).await {
+                tracing::debug!(%error, "batch stream failed, the agent will resend it");
+            }
+        });
+    }
+}
+
+async fn serve_batch(
+    mut send: quinn::SendStream,
+    mut receive: quinn::RecvStream,
+    collector: &Arc<Collector>,
+) -> anyhow::Result<()> {
+    let (kind, payload) = wire::read_frame(&mut receive).await?;
+    let result = if kind == FrameKind::Batch {
+        collector.handle_batch(payload).await
+    } else {
+        BatchResult::Rejected {
+            reason: format!("expected a batch frame, got {kind:?}"),
+        }
+    };
+    wire::write_message(&mut send, FrameKind::BatchResult, &result).await?;
+    send.finish()?;
+    Ok(())
+}

@@ -1,0 +1,311 @@
+//! The embedded index: tantivy in `{data_dir}/index`, for a collector without
+//! Elasticsearch.
+//!
+//! Each document is stored whole in one JSON field that is also the default search
+//! field, so `http.response.status_code:404` and free words both work as they do in
+//! Elasticsearch's query string. Writes from concurrent batches are grouped into one
+//! commit; a write returns after its commit, when the documents are on disk. A document
+//! whose id is already present replaces it with identical content, so replays never
+//! double.
+
+use super::{SearchResult, StoreError, WriteReport};
+use crate::pipeline::Document;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use tantivy::collector::{Count, TopDocs};
+use tantivy::query::{AllQuery, Query, QueryParser};
+use tantivy::schema::{Field, INDEXED, STORED, STRING, Schema, TEXT};
+use tantivy::{Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term};
+use tokio::sync::{mpsc, oneshot};
+
+const PRESENT_FIELD: &str = "_fields";
+
+/// Memory the index writer may use before it flushes a segment.
+const WRITER_HEAP_BYTES: usize = 64 * 1024 * 1024;
+
+struct Fields {
+    id: Field,
+    /// Every field path a document has, for `field:*` queries.
+    present: Field,
+    timestamp: Field,
+    document: Field,
+}
+
+type WriteRequest = (
+    Vec<Document>,
+    oneshot::Sender<Result<WriteReport, StoreError>>,
+);
+
+pub struct EmbeddedStore {
+    path: PathBuf,
+    fields_index: Index,
+    reader: IndexReader,
+    writes: Option<mpsc::Sender<WriteRequest>>,
+    search_lock: Mutex<()>,
+}
+
+fn schema() -> Schema {
+    let mut builder = Schema::builder();
+    builder.add_text_field("_id", STRING | STORED);
+    builder.add_text_field(PRESENT_FIELD, STRING);
+    builder.add_i64_field("_timestamp", INDEXED | STORED | tantivy::schema::FAST);
+    builder.add_json_field("_source", TEXT | STORED);
+    builder.build()
+}
+
+fn fields(schema: &Schema) -> Fields {
+    let field = |name| schema.get_field(name).expect("field defined in schema()");
+    Fields {
+        id: field("_id"),
+        present: field(PRESENT_FIELD),
+        timestamp: field("_timestamp"),
+        document: field("_source"),
+    }
+}
+
+fn open_index(path: &Path) -> Result<Index, StoreError> {
+    let fail = |error: &dyn std::fmt::Display| {
+        StoreError::Failed(format!(
+            "cannot open embedded index {}: {error}",
+            path.display()
+        ))
+    };
+    std::fs::create_dir_all(path).map_err(|error| fail(&error))?;
+    let directory = tantivy::directory::MmapDirectory::open(path).map_err(|error| fail(&error))?;
+    Index::open_or_create(directory, schema()).map_err(|error| fail(&error))
+}
+
+impl EmbeddedStore {
+    /// Opens the index for searching only (the `search` command).
+    pub fn open_read_only(path: &Path) -> Result<EmbeddedStore, StoreError> {
+        let index = open_index(path)?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(|error| StoreError::Failed(error.to_string()))?;
+        Ok(EmbeddedStore {
+            path: path.to_path_buf(),
+            fields_index: index,
+            reader,
+            writes: None,
+            search_lock: Mutex::new(()),
+        })
+    }
+
+    /// Opens the index for writing; the writer runs on a thread of its own.
+    pub fn open(path: &Path) -> Result<EmbeddedStore, StoreError> {
+        let mut store = EmbeddedStore::open_read_only(path)?;
+        let writer: IndexWriter =
+            store
+                .fields_index
+                .writer(WRITER_HEAP_BYTES)
+                .map_err(|error| {
+                    StoreError::Failed(format!(
+                        "cannot lock embedded index {}: {error}",
+                        path.display()
+                    ))
+                })?;
+        let (sender, receiver) = mpsc::channel(64);
+        let fields = fields(&store.fields_index.schema());
+        let reader = store.reader.clone();
+        std::thread::Builder::new()
+            .name("embedded-index".into())
+            .spawn(move || run_writer(writer, fields, reader, receiver))
+            .map_err(|error| StoreError::Failed(error.to_string()))?;
+        store.writes = Some(sender);
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub async fn write(&self, documents: Vec<Document>) -> Result<WriteReport, StoreError> {
+        let Some(writes) = &self.writes else {
+            return Err(StoreError::Failed("embedded index opened read-only".into()));
+        };
+        let (sender, receiver) = oneshot::channel();
+        writes
+            .send((documents, sender))
+            .await
+            .map_err(|_| StoreError::Failed("embedded index writer stopped".into()))?;
+        receiver
+            .await
+            .map_err(|_| StoreError::Failed("embedded index writer stopped".into()))?
+    }
+
+    /// Searches the committed documents, newest first.
+    pub fn search(&self, query: &str, limit: usize) -> Result<SearchResult, StoreError> {
+        let _guard = self.search_lock.lock();
+        self.reader
+            .reload()
+            .map_err(|error| StoreError::Failed(error.to_string()))?;
+        let searcher = self.reader.searcher();
+        let schema = self.fields_index.schema();
+        let fields = fields(&schema);
+        let parsed = parse_query(&self.fields_index, &fields, query)?;
+        let total = searcher
+            .search(&parsed, &Count)
+            .map_err(|e| StoreError::Failed(e.to_string()))? as u64;
+        let mut documents = Vec::new();
+        if limit > 0 {
+            let collector =
+                TopDocs::with_limit(limit).order_by_fast_field::<i64>("_timestamp", Order::Desc);
+            let hits = searcher
+                .search(&parsed, &collector)
+                .map_err(|e| StoreError::Failed(e.to_string()))?;
+            for (_, address) in hits {
+                let stored: TantivyDocument = searcher
+                    .doc(address)
+                    .map_err(|e| StoreError::Failed(e.to_string()))?;
+                documents.push(source_of(&stored, &fields));
+            }
+        }
+        Ok(SearchResult { total, documents })
+    }
+}
+
+fn parse_query(index: &Index, fields: &Fields, query: &str) -> Result<Box<dyn Query>, StoreError> {
+    let fail = |reason: String| StoreError::Query {
+        query: query.to_string(),
+        reason,
+    };
+    let parsed = crate::query::Query::parse(query).map_err(|error| fail(error.to_string()))?;
+    if parsed.terms.is_empty() {
+        return Ok(Box::new(AllQuery));
+    }
+    let mut parser = QueryParser::for_index(index, vec![fields.document]);
+    parser.set_conjunction_by_default();
+    parser
+        .parse_query(&parsed.to_tantivy(PRESENT_FIELD))
+        .map_err(|error| fail(error.to_string()))
+}
+
+fn source_of(stored: &TantivyDocument, fields: &Fields) -> Value {
+    use tantivy::schema::document::Value as _;
+    let mut source = serde_json::Map::new();
+    if let Some(object) = stored
+        .get_first(fields.document)
+        .and_then(|value| value.as_object())
+    {
+        for (key, value) in object {
+            source.insert(key.to_string(), to_json(value));
+        }
+    }
+    if let Some(id) = stored.get_first(fields.id).and_then(|value| value.as_str()) {
+        source.insert("_id".into(), Value::String(id.to_string()));
+    }
+    Value::Object(source)
+}
+
+fn to_json<'a>(value: impl tantivy::schema::document::Value<'a>) -> Value {
+    use tantivy::schema::document::ReferenceValue;
+    use tantivy::schema::document::ReferenceValueLeaf as Leaf;
+    match value.as_value() {
+        ReferenceValue::Leaf(leaf) => match leaf {
+            Leaf::Str(text) => Value::String(text.to_string()),
+            Leaf::U64(number) => Value::from(number),
+            Leaf::I64(number) => Value::from(number),
+            Leaf::F64(number) => Value::from(number),
+            Leaf::Bool(flag) => Value::Bool(flag),
+            Leaf::Date(date) => {
+                let millis = date.into_timestamp_millis();
+                jiff::Timestamp::from_millisecond(millis)
+                    .map(|time| Value::String(crate::pipeline::format_timestamp(time)))
+                    .unwrap_or(Value::from(millis))
+            }
+            _ => Value::Null,
+        },
+        ReferenceValue::Array(items) => Value::Array(items.map(to_json).collect()),
+        ReferenceValue::Object(entries) => Value::Object(
+            entries
+                .map(|(key, value)| (key.to_string(), to_json(value)))
+                .collect(),
+        ),
+    }
+}
+
+/// The writer thread: takes every queued request, writes them all, commits once, and
+/// answers each request after the commit.
+fn run_writer(
+    mut writer: IndexWriter,
+    fields: Fields,
+    reader: IndexReader,
+    mut receiver: mpsc::Receiver<WriteRequest>,
+) {
+    while let Some(first) = receiver.blocking_recv() {
+        let mut requests = vec![first];
+        while let Ok(more) = receiver.try_recv() {
+            requests.push(more);
+        }
+        let mut reports = Vec::with_capacity(requests.len());
+        let mut failure = None;
+        for (documents, _) in &requests {
+            match add_documents(&writer, &fields, &reader, documents) {
+                Ok(report) => reports.push(report),
+                Err(error) => failure = Some(error),
+            }
+        }
+        if failure.is_none()
+            && let Err(error) = writer.commit()
+        {
+            failure = Some(format!("commit failed: {error}"));
+        }
+        if let Some(reason) = &failure {
+            tracing::error!(%reason, "embedded index write failed");
+            let _ = writer.rollback();
+        }
+        let _ = reader.reload();
+        for (index, (_, reply)) in requests.into_iter().enumerate() {
+            let result = match &failure {
+                Some(reason) => Err(StoreError::Unavailable(reason.clone())),
+                None => Ok(reports[index]),
+            };
+            let _ = reply.send(result);
+        }
+    }
+}
+
+fn add_documents(
+    writer: &IndexWriter,
+    fields: &Fields,
+    reader: &IndexReader,
+    documents: &[Document],
+) -> Result<WriteReport, String> {
+    let searcher = reader.searcher();
+    let mut report = WriteReport::default();
+    for document in documents {
+        let id_term = Term::from_field_text(fields.id, &document.id);
+        let exists = searcher.doc_freq(&id_term).map_err(|e| e.to_string())? > 0;
+        if exists {
+            report.duplicates += 1;
+        } else {
+            report.created += 1;
+        }
+        writer.delete_term(id_term);
+        let mut stored = TantivyDocument::new();
+        stored.add_text(fields.id, &document.id);
+        stored.add_i64(fields.timestamp, document.timestamp.as_millisecond());
+        for path in crate::parse::flatten(&document.body).keys() {
+            stored.add_text(fields.present, path);
+        }
+        stored.add_object(fields.document, json_to_tantivy(&document.body));
+        writer.add_document(stored).map_err(|e| e.to_string())?;
+    }
+    Ok(report)
+}
+
+fn json_to_tantivy(
+    body: &serde_json::Map<String, Value>,
+) -> std::collections::BTreeMap<String, tantivy::schema::OwnedValue> {
+    body.iter()
+        .map(|(key, value)| {
+            (
+                key.clone(),
+                tantivy::schema::OwnedValue::from(value.clone()),
+            )
+        })
+        .collect()
+}
