@@ -77,7 +77,7 @@ impl fmt::Display for ByteSize {
             (1 << 10, "KiB"),
         ];
         for (size, unit) in UNITS {
-            if self.0 >= size && self.0 % size == 0 {
+            if self.0 >= size && self.0.is_multiple_of(size) {
                 return write!(f, "{}{unit}", self.0 / size);
             }
         }
@@ -88,7 +88,7 @@ impl fmt::Display for ByteSize {
 impl fmt::Display for HumanDuration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let millis = self.0.as_millis();
-        if millis % 1000 != 0 {
+        if !millis.is_multiple_of(1000) {
             write!(f, "{millis}ms")
         } else {
             write!(f, "{}s", self.0.as_secs())
