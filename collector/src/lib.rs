@@ -1,7 +1,9 @@
 //! The Garonne collector: receives batches from agents over QUIC, parses them into ECS
 //! documents and indexes them into Elasticsearch or an embedded index.
 
+pub mod api;
 pub mod certs;
+pub mod observe;
 pub mod parse;
 pub mod pipeline;
 pub mod query;

@@ -3,7 +3,7 @@ use clap::{Parser, Subcommand};
 use garonne_collector::parse::{Format, ParseContext};
 use garonne_collector::server::{self, Collector, CollectorMetrics};
 use garonne_collector::store::{Store, elastic::ElasticStore, embedded::EmbeddedStore};
-use garonne_collector::{certs, pipeline};
+use garonne_collector::{api, certs, pipeline};
 use garonne_common::config::{CollectorConfig, Sink};
 use garonne_common::wire::ALPN;
 use std::io::{BufRead, Write};
@@ -241,8 +241,17 @@ async fn run(path: &Path) -> anyhow::Result<()> {
         store,
         context: parse_context(section.timezone.as_deref())?,
         metrics: CollectorMetrics::default(),
+        observers: Vec::new(),
     });
     let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let api = api::ApiState {
+        collector: collector.clone(),
+    };
+    let api_listener = tokio::net::TcpListener::bind(config.api.listen)
+        .await
+        .with_context(|| format!("cannot listen on api.listen {}", config.api.listen))?;
+    tracing::info!(listen = %api_listener.local_addr()?, "api listening");
+    let api_task = tokio::spawn(api::serve(api_listener, api::router(api), shutdown.clone()));
     let serving = tokio::spawn(server::serve(
         endpoint,
         collector.clone(),
@@ -253,6 +262,7 @@ async fn run(path: &Path) -> anyhow::Result<()> {
     tracing::info!("collector stopping");
     let _ = stop.send(true);
     let _ = serving.await;
+    let _ = api_task.await;
     tracing::info!("collector stopped");
     Ok(())
 }

@@ -7,6 +7,7 @@
 //! collector. A batch is answered `Accepted` only after the store made it durable,
 //! `RetryLater` when the store is unavailable, and `Rejected` when it does not decode.
 
+use crate::observe::DocumentObserver;
 use crate::parse::ParseContext;
 use crate::pipeline::build_documents;
 use crate::store::{Store, StoreError};
@@ -48,6 +49,8 @@ pub struct Collector {
     pub store: Store,
     pub context: ParseContext,
     pub metrics: CollectorMetrics,
+    /// See every batch's documents before they are stored, in order.
+    pub observers: Vec<Arc<dyn DocumentObserver>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +66,10 @@ impl Collector {
         let built = tokio::task::spawn_blocking(move || {
             let batch = wire::decode_batch(&payload)?;
             let lines = batch.line_count();
-            let (documents, report) = build_documents(&batch, &collector.context);
+            let (mut documents, report) = build_documents(&batch, &collector.context);
+            for observer in &collector.observers {
+                observer.observe(&batch.agent_id, &mut documents);
+            }
             Ok::<_, wire::WireError>((lines, documents, report))
         })
         .await;

@@ -29,6 +29,7 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 8;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 pub const DEFAULT_INDEX_PREFIX: &str = "garonne";
 pub const DEFAULT_BULK_MAX_BYTES: ByteSize = ByteSize(8 << 20);
+pub const DEFAULT_API_PORT: u16 = 8080;
 
 /// Every problem found in one configuration file.
 #[derive(Debug)]
@@ -323,6 +324,38 @@ pub struct CollectorConfig {
     pub collector: CollectorSection,
     /// Absent: documents go to the embedded index in `collector.data_dir`.
     pub elasticsearch: Option<ElasticsearchConfig>,
+    #[serde(default)]
+    pub api: ApiConfig,
+    /// The sections below are checked by the collector modules that own them
+    /// (notifications, alert rules, monitors, the semantic layer), each naming its
+    /// keys in its own messages.
+    #[serde(default, rename = "notify")]
+    pub notify: Vec<toml::Table>,
+    #[serde(default, rename = "alert")]
+    pub alerts: Vec<toml::Table>,
+    #[serde(default, rename = "monitor")]
+    pub monitors: Vec<toml::Table>,
+    pub importance: Option<toml::Table>,
+    pub templates: Option<toml::Table>,
+    pub ollama: Option<toml::Table>,
+    pub qdrant: Option<toml::Table>,
+}
+
+/// `[api]`: the HTTP API, web console and `/metrics`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// TCP address of the HTTP API. It has no authentication: keep it on a loopback or
+    /// management address.
+    pub listen: SocketAddr,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], DEFAULT_API_PORT)),
+        }
+    }
 }
 
 /// What the collector does with parsed events.

@@ -196,7 +196,7 @@ impl Collector {
         let config = dir.join("collector.toml");
         let text = format!(
             "[collector]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n\
-             client_ca = \"{}\"\ntimezone = \"UTC\"\n{extra}\n",
+             client_ca = \"{}\"\ntimezone = \"UTC\"\n[api]\nlisten = \"127.0.0.1:0\"\n{extra}\n",
             dir.join("collector-data").display(),
             certs.file("collector.pem"),
             certs.file("collector.key"),
