@@ -103,6 +103,11 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
             .spawn(move || Tailer::new(settings, buffer, new_batch, metrics).run(&wakeups, &stop))?
     };
     let sync_thread = spawn_sync(buffer.clone(), config.buffer.sync_interval.0, stop.clone());
+    let status = tokio::spawn(write_status_periodically(
+        data_dir.join(STATUS_FILE),
+        buffer.clone(),
+        metrics.clone(),
+    ));
     let (shutdown_sender, shutdown) = tokio::sync::watch::channel(false);
     let shipping = tokio::spawn(shipper.run(shutdown));
 
@@ -116,6 +121,8 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     let _ = shipping.await;
     let _ = sync_thread.join();
     buffer.sync()?;
+    status.abort();
+    write_status(&data_dir.join(STATUS_FILE), &buffer, &metrics);
     tracing::info!(
         lines_read = AgentMetrics::get(&metrics.lines_read),
         batches_acknowledged = AgentMetrics::get(&metrics.batches_acknowledged),
@@ -126,6 +133,42 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         Ok(Ok(Ok(()))) => Ok(()),
         Ok(Ok(Err(error))) => Err(error.into()),
         _ => anyhow::bail!("the tailer thread panicked"),
+    }
+}
+
+/// File in the data directory where the agent keeps its counters, refreshed every
+/// second; `garonne-agent status` prints it.
+pub const STATUS_FILE: &str = "status.json";
+
+async fn write_status_periodically(
+    path: std::path::PathBuf,
+    buffer: Arc<DiskBuffer>,
+    metrics: Arc<AgentMetrics>,
+) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        ticks.tick().await;
+        write_status(&path, &buffer, &metrics);
+    }
+}
+
+/// Writes the counters and the buffer's fill atomically (temporary file, rename).
+fn write_status(path: &std::path::Path, buffer: &DiskBuffer, metrics: &AgentMetrics) {
+    let mut status = serde_json::Map::new();
+    for (name, value) in metrics.snapshot() {
+        status.insert(name.to_string(), value.into());
+    }
+    status.insert(
+        "pending_batches".into(),
+        (buffer.pending_batches() as u64).into(),
+    );
+    status.insert("pending_bytes".into(), buffer.pending_bytes().into());
+    status.insert("buffer_capacity_bytes".into(), buffer.capacity().into());
+    let text = serde_json::Value::Object(status).to_string();
+    let temporary = path.with_extension("json.tmp");
+    let written = std::fs::write(&temporary, text).and_then(|()| std::fs::rename(&temporary, path));
+    if let Err(error) = written {
+        tracing::debug!(path = %path.display(), %error, "cannot write status file");
     }
 }
 

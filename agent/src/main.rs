@@ -23,6 +23,11 @@ enum Command {
         #[arg(long, default_value = "/etc/garonne/agent.toml")]
         config: PathBuf,
     },
+    /// Print the running agent's counters and disk buffer fill as JSON.
+    Status {
+        #[arg(long, default_value = "/etc/garonne/agent.toml")]
+        config: PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -33,6 +38,15 @@ fn main() -> anyhow::Result<()> {
             let loaded = AgentConfig::load(&config)?;
             loaded.check_files(&config)?;
             println!("{}: configuration is valid", config.display());
+            Ok(())
+        }
+        Command::Status { config } => {
+            let loaded = AgentConfig::load(&config)?;
+            let path = loaded.agent.data_dir.join(garonne_agent::STATUS_FILE);
+            let text = std::fs::read_to_string(&path).with_context(|| {
+                format!("cannot read {} (is the agent running?)", path.display())
+            })?;
+            println!("{text}");
             Ok(())
         }
         Command::Run { config: path } => {

@@ -32,3 +32,28 @@ impl AgentMetrics {
         counter.load(Ordering::Relaxed)
     }
 }
+
+impl AgentMetrics {
+    /// Every counter by name, for the status file and logs.
+    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+        let counters = [
+            ("lines_read", &self.lines_read),
+            ("bytes_read", &self.bytes_read),
+            ("lines_truncated", &self.lines_truncated),
+            ("batches_buffered", &self.batches_buffered),
+            ("batches_acknowledged", &self.batches_acknowledged),
+            ("batches_rejected", &self.batches_rejected),
+            ("lines_rejected", &self.lines_rejected),
+            ("files_opened", &self.files_opened),
+            ("files_rotated", &self.files_rotated),
+            ("files_truncated", &self.files_truncated),
+            ("lines_recovered", &self.lines_recovered),
+            ("buffer_full_millis", &self.buffer_full_millis),
+            ("connections", &self.connections),
+        ];
+        counters
+            .into_iter()
+            .map(|(name, counter)| (name, AgentMetrics::get(counter)))
+            .collect()
+    }
+}
