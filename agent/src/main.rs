@@ -30,7 +30,19 @@ enum Command {
     },
 }
 
-fn main() -> anyhow::Result<()> {
+/// Prints an error as one readable message (with its causes) rather than a debug
+/// dump, and exits non-zero.
+fn main() -> std::process::ExitCode {
+    match run_command() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_command() -> anyhow::Result<()> {
     garonne_common::tls::install_crypto_provider();
     init_logging();
     match Cli::parse().command {

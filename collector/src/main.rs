@@ -1,6 +1,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use garonne_collector::parse::{Format, ParseContext};
+use garonne_collector::semantic::{self, Semantic};
 use garonne_collector::server::{self, Collector, CollectorMetrics};
 use garonne_collector::store::{Store, elastic::ElasticStore, embedded::EmbeddedStore};
 use garonne_collector::{api, certs, pipeline};
@@ -48,6 +49,23 @@ enum Command {
         timezone: Option<String>,
         file: Option<PathBuf>,
     },
+    /// Log templates: mine a file, or list the collector's.
+    Templates {
+        #[command(subcommand)]
+        command: TemplatesCommand,
+    },
+    /// Templates nearest in meaning to free TEXT or to the event `--event ID`, with
+    /// scores, counts, hosts and example events; one JSON object per result.
+    Similar {
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+        /// Id of a stored event (`_id`) to find templates like it.
+        #[arg(long, conflicts_with = "text", required_unless_present = "text")]
+        event: Option<String>,
+        text: Option<String>,
+    },
     /// Search the store the configuration selects. QUERY is free text and field:value
     /// terms; `*` matches everything.
     Search {
@@ -59,6 +77,27 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         limit: usize,
         query: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum TemplatesCommand {
+    /// Learn templates from lines (FILE or standard input) and print one JSON object per
+    /// line with `template_id` and `template` (the template's final text).
+    Mine {
+        /// Loghub-style header layout, e.g. `<Date> <Time> <Level> <Component>: <Content>`;
+        /// `<Content>` is the message mined. Lines that do not fit are mined whole.
+        #[arg(long)]
+        header_format: Option<String>,
+        file: Option<PathBuf>,
+    },
+    /// The collector's saved templates with counts, first and last seen, most
+    /// frequent first.
+    List {
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
     },
 }
 
@@ -77,7 +116,19 @@ enum CertsCommand {
     },
 }
 
-fn main() -> anyhow::Result<()> {
+/// Prints an error as one readable message (with its causes) rather than a debug
+/// dump, and exits non-zero.
+fn main() -> std::process::ExitCode {
+    match run_command() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_command() -> anyhow::Result<()> {
     garonne_common::tls::install_crypto_provider();
     init_logging();
     match Cli::parse().command {
@@ -105,6 +156,19 @@ fn main() -> anyhow::Result<()> {
             file,
         } => parse_command(&module, timezone.as_deref(), file.as_deref()),
         Command::Run { config } => runtime()?.block_on(run(&config)),
+        Command::Templates { command } => templates_command(command),
+        Command::Similar {
+            config,
+            limit,
+            event,
+            text,
+        } => {
+            let query = match (event, text) {
+                (Some(id), _) => semantic::cli::SimilarQuery::Event(id),
+                (None, text) => semantic::cli::SimilarQuery::Text(text.unwrap_or_default()),
+            };
+            runtime()?.block_on(similar(&config, query, limit))
+        }
         Command::Search {
             config,
             count,
@@ -237,15 +301,22 @@ async fn run(path: &Path) -> anyhow::Result<()> {
     let tls = garonne_common::tls::server_config(cert, key, client_ca, ALPN)?;
     let (endpoint, bound) = server::bind(section.listen, tls)?;
     tracing::info!(listen = %bound, store = %store.describe(), "collector listening");
+    let semantic = start_semantic(&config)?;
+    // The template observer comes first: later observers see `log.template.*`.
+    let mut observers: Vec<Arc<dyn garonne_collector::observe::DocumentObserver>> = Vec::new();
+    if let Some(semantic) = &semantic {
+        observers.push(semantic.observer());
+    }
     let collector = Arc::new(Collector {
         store,
         context: parse_context(section.timezone.as_deref())?,
         metrics: CollectorMetrics::default(),
-        observers: Vec::new(),
+        observers,
     });
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let api = api::ApiState {
         collector: collector.clone(),
+        semantic: semantic.clone(),
     };
     let api_listener = tokio::net::TcpListener::bind(config.api.listen)
         .await
@@ -263,6 +334,9 @@ async fn run(path: &Path) -> anyhow::Result<()> {
     let _ = stop.send(true);
     let _ = serving.await;
     let _ = api_task.await;
+    if let Some(semantic) = &semantic {
+        semantic.shutdown().await;
+    }
     tracing::info!("collector stopped");
     Ok(())
 }
@@ -289,6 +363,55 @@ async fn search(path: &Path, count: bool, limit: usize, query: &str) -> anyhow::
         result.total
     );
     Ok(())
+}
+
+/// Loads the template miner's state and starts its tasks, unless `[templates]` turns
+/// them off.
+fn start_semantic(config: &CollectorConfig) -> anyhow::Result<Option<Arc<Semantic>>> {
+    let semantic_config = semantic::cli::semantic_config(config)?;
+    if !semantic_config.enabled {
+        return Ok(None);
+    }
+    let semantic = Semantic::open(semantic_config)?;
+    semantic.start()?;
+    Ok(Some(Arc::new(semantic)))
+}
+
+fn templates_command(command: TemplatesCommand) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match command {
+        TemplatesCommand::Mine {
+            header_format,
+            file,
+        } => {
+            let input: Box<dyn BufRead> = match &file {
+                Some(path) => Box::new(std::io::BufReader::new(
+                    std::fs::File::open(path)
+                        .with_context(|| format!("cannot open {}", path.display()))?,
+                )),
+                None => Box::new(std::io::stdin().lock()),
+            };
+            semantic::cli::mine(header_format.as_deref(), input, &mut stdout)
+        }
+        TemplatesCommand::List { config, limit } => {
+            let config = CollectorConfig::load(&config)?;
+            semantic::cli::list(&config, limit, &mut stdout)
+        }
+    }
+}
+
+async fn similar(
+    path: &Path,
+    query: semantic::cli::SimilarQuery,
+    limit: usize,
+) -> anyhow::Result<()> {
+    let config = CollectorConfig::load(path)?;
+    let store = open_store(&config, true)?;
+    if let Store::Elastic(elastic) = &store {
+        elastic.refresh().await?;
+    }
+    let mut stdout = std::io::stdout().lock();
+    semantic::cli::similar(&config, &store, query, limit, &mut stdout).await
 }
 
 async fn wait_for_signal() {

@@ -20,6 +20,9 @@ use tantivy::{Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocum
 use tokio::sync::{mpsc, oneshot};
 
 const PRESENT_FIELD: &str = "_fields";
+/// Every value of a document as text, for free-text terms: a JSON field is searched by
+/// path, so words without a field name need a field of their own.
+const ALL_TEXT_FIELD: &str = "_all";
 
 /// Memory the index writer may use before it flushes a segment.
 const WRITER_HEAP_BYTES: usize = 64 * 1024 * 1024;
@@ -28,6 +31,7 @@ struct Fields {
     id: Field,
     /// Every field path a document has, for `field:*` queries.
     present: Field,
+    all_text: Field,
     timestamp: Field,
     document: Field,
 }
@@ -49,6 +53,7 @@ fn schema() -> Schema {
     let mut builder = Schema::builder();
     builder.add_text_field("_id", STRING | STORED);
     builder.add_text_field(PRESENT_FIELD, STRING);
+    builder.add_text_field(ALL_TEXT_FIELD, TEXT);
     builder.add_i64_field("_timestamp", INDEXED | STORED | tantivy::schema::FAST);
     builder.add_json_field("_source", TEXT | STORED);
     builder.build()
@@ -59,6 +64,7 @@ fn fields(schema: &Schema) -> Fields {
     Fields {
         id: field("_id"),
         present: field(PRESENT_FIELD),
+        all_text: field(ALL_TEXT_FIELD),
         timestamp: field("_timestamp"),
         document: field("_source"),
     }
@@ -176,7 +182,7 @@ fn parse_query(index: &Index, fields: &Fields, query: &str) -> Result<Box<dyn Qu
     if parsed.terms.is_empty() {
         return Ok(Box::new(AllQuery));
     }
-    let mut parser = QueryParser::for_index(index, vec![fields.document]);
+    let mut parser = QueryParser::for_index(index, vec![fields.all_text, fields.document]);
     parser.set_conjunction_by_default();
     parser
         .parse_query(&parsed.to_tantivy(PRESENT_FIELD))
@@ -288,8 +294,17 @@ fn add_documents(
         let mut stored = TantivyDocument::new();
         stored.add_text(fields.id, &document.id);
         stored.add_i64(fields.timestamp, document.timestamp.as_millisecond());
-        for path in crate::parse::flatten(&document.body).keys() {
-            stored.add_text(fields.present, path);
+        for (path, value) in crate::parse::flatten(&document.body) {
+            stored.add_text(fields.present, &path);
+            match value {
+                Value::String(text) => stored.add_text(fields.all_text, text),
+                Value::Array(items) => {
+                    for item in items {
+                        stored.add_text(fields.all_text, item.to_string().trim_matches('"'));
+                    }
+                }
+                other => stored.add_text(fields.all_text, other.to_string()),
+            }
         }
         stored.add_object(fields.document, json_to_tantivy(&document.body));
         writer.add_document(stored).map_err(|e| e.to_string())?;

@@ -1,0 +1,159 @@
+//! What must not stop the pipeline: strangers without a certificate from our CA, bad
+//! bytes, huge lines, and configuration mistakes, which are reported by name.
+
+use garonne_tests::*;
+use std::path::Path;
+use std::process::Command;
+
+fn plain_input(file: &Path) -> String {
+    format!(
+        "[[input]]\npaths = [\"{}\"]\nmodule = \"plain\"\n",
+        file.display()
+    )
+}
+
+#[test]
+fn agent_with_a_certificate_from_another_ca_is_refused_and_others_keep_flowing() {
+    let dir = tempfile::tempdir().unwrap();
+    let ours = Certs::create(&dir.path().join("ours")).unwrap();
+    let theirs = Certs::create(&dir.path().join("theirs")).unwrap();
+    let collector = Collector::start(dir.path(), &ours, "").unwrap();
+
+    // The stranger trusts our collector but presents a certificate of another CA.
+    let stranger_dir = dir.path().join("stranger");
+    let stranger_certs = stranger_dir.join("certs");
+    std::fs::create_dir_all(&stranger_certs).unwrap();
+    std::fs::copy(ours.dir.join("ca.pem"), stranger_certs.join("ca.pem")).unwrap();
+    for file in ["agent.pem", "agent.key"] {
+        std::fs::copy(theirs.dir.join(file), stranger_certs.join(file)).unwrap();
+    }
+    let stranger_log = stranger_dir.join("stranger.log");
+    append(&stranger_log, b"must never arrive\n");
+    let stranger = Certs {
+        dir: stranger_certs,
+    };
+    let config = agent_config(
+        &stranger_dir,
+        &stranger,
+        collector.port,
+        &plain_input(&stranger_log),
+        "",
+    );
+    let mut stranger_agent = start_agent(&stranger_dir, &config).unwrap();
+
+    let friend_dir = dir.path().join("friend");
+    std::fs::create_dir_all(&friend_dir).unwrap();
+    let friend_log = friend_dir.join("friend.log");
+    append(&friend_log, b"first line\n");
+    let config = agent_config(
+        &friend_dir,
+        &ours,
+        collector.port,
+        &plain_input(&friend_log),
+        "",
+    );
+    let _friend_agent = start_agent(&friend_dir, &config).unwrap();
+
+    wait_until(READY_TIMEOUT, "the stranger's refusal", || {
+        collector
+            .process
+            .log_text()
+            .contains("agent handshake failed")
+    });
+    stranger_agent.wait_for_log("collector unreachable");
+    wait_until(READY_TIMEOUT, "the friend's first line", || {
+        collector.count("*") == 1
+    });
+    append(&friend_log, b"second line\nthird line\n");
+    wait_until(READY_TIMEOUT, "the friend's later lines", || {
+        collector.count("*") == 3
+    });
+    assert_eq!(collector.count("must"), 0);
+    assert_eq!(collector.count("\"third line\""), 1);
+}
+
+#[test]
+fn invalid_utf8_nul_bytes_and_a_5_mib_line_pass_through_without_stopping_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = Certs::create(&dir.path().join("certs")).unwrap();
+    let collector = Collector::start(dir.path(), &certs, "").unwrap();
+    let log = dir.path().join("odd.log");
+    append(&log, b"before\nbad \xff\xfe bytes\nnul \x00 inside\n");
+    let huge_offset = std::fs::metadata(&log).unwrap().len();
+    append(&log, &vec![b'x'; 5 * 1024 * 1024]);
+    append(&log, b"\nafter\n");
+    let config = agent_config(dir.path(), &certs, collector.port, &plain_input(&log), "");
+    let _agent = start_agent(dir.path(), &config).unwrap();
+
+    wait_until(READY_TIMEOUT, "five documents", || {
+        collector.count("*") == 5
+    });
+    assert_eq!(collector.count("log.flags:invalid_utf8"), 1);
+    assert_eq!(collector.count("log.flags:truncated"), 1);
+    assert_eq!(collector.count("after"), 1);
+    assert_eq!(collector.count("nul"), 1);
+
+    let huge = collector.documents(&format!("log.offset:{huge_offset}"), 1);
+    let message = huge[0]["message"].as_str().unwrap();
+    assert_eq!(
+        message.len(),
+        1024 * 1024,
+        "cut at the default max_line_bytes"
+    );
+    let bad = collector.documents("log.flags:invalid_utf8", 1);
+    assert_eq!(bad[0]["message"], "bad \u{fffd}\u{fffd} bytes");
+}
+
+fn check_config(binary_name: &str, text: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    let output = Command::new(binary(binary_name))
+        .args(["check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+const AGENT: &str = "[[input]]\npaths = [\"/var/log/*.log\"]\nmodule = \"plain\"\n\
+                     [collector]\naddresses = [\"c:4433\"]\nserver_name = \"c\"\n\
+                     ca = \"/c\"\ncert = \"/c\"\nkey = \"/c\"\n";
+
+#[test]
+fn check_config_names_an_unknown_key_with_its_line() {
+    let (valid, stderr) = check_config("garonne-agent", &format!("{AGENT}colour = \"blue\"\n"));
+    assert!(!valid);
+    assert!(stderr.contains("colour"), "{stderr}");
+    assert!(
+        stderr.contains("collector.colour") && stderr.contains("line 10"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_config_names_a_bad_value_and_its_key() {
+    let (valid, stderr) = check_config(
+        "garonne-agent",
+        &format!("{AGENT}[buffer]\nmax_bytes = \"12XB\"\n"),
+    );
+    assert!(!valid);
+    assert!(
+        stderr.contains("buffer.max_bytes") && stderr.contains("\"12XB\""),
+        "{stderr}"
+    );
+
+    let (valid, stderr) = check_config("garonne-collector", "[collector]\nmax_connections = 0\n");
+    assert!(!valid);
+    assert!(stderr.contains("collector.max_connections: 0"), "{stderr}");
+}
+
+#[test]
+fn check_config_reports_missing_certificate_files() {
+    let (valid, stderr) = check_config("garonne-agent", AGENT);
+    assert!(!valid);
+    assert!(stderr.contains("collector.ca: cannot read /c"), "{stderr}");
+}
