@@ -40,6 +40,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
+/// Memory each keyspace holds before writing a table to disk.
+const MEMTABLE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Block cache of the store.
+const STORE_CACHE_BYTES: u64 = 2 * 1024 * 1024;
+
 /// Errors of the disk buffer.
 #[derive(Debug, thiserror::Error)]
 pub enum BufferError {
@@ -90,7 +96,7 @@ pub struct DiskBuffer {
     database: fjall::Database,
     batches: fjall::Keyspace,
     checkpoints: fjall::Keyspace,
-    capacity: u64,
+    capacity: std::sync::atomic::AtomicU64,
     pending: Mutex<Pending>,
     room: Condvar,
     closed: AtomicBool,
@@ -99,10 +105,18 @@ pub struct DiskBuffer {
 impl DiskBuffer {
     /// Opens or creates the buffer under `directory`, recovering what it held.
     pub fn open(directory: &Path, capacity: u64) -> Result<DiskBuffer, BufferError> {
-        let database = fjall::Database::builder(directory).open()?;
-        let batches = database.keyspace("batches", fjall::KeyspaceCreateOptions::default)?;
-        let checkpoints =
-            database.keyspace("checkpoints", fjall::KeyspaceCreateOptions::default)?;
+        // Small memtables and cache: batches are written once, read about once and
+        // deleted soon, so memory spent caching them buys nothing; the store's defaults
+        // (64 MiB per memtable) would make the agent's memory follow its input.
+        let database = fjall::Database::builder(directory)
+            .cache_size(STORE_CACHE_BYTES)
+            .open()?;
+        let batches = database.keyspace("batches", || {
+            fjall::KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES)
+        })?;
+        let checkpoints = database.keyspace("checkpoints", || {
+            fjall::KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES)
+        })?;
         let mut pending = Pending {
             batches: BTreeMap::new(),
             bytes: 0,
@@ -120,7 +134,7 @@ impl DiskBuffer {
             database,
             batches,
             checkpoints,
-            capacity,
+            capacity: std::sync::atomic::AtomicU64::new(capacity),
             pending: Mutex::new(pending),
             room: Condvar::new(),
             closed: AtomicBool::new(false),
@@ -223,7 +237,7 @@ impl DiskBuffer {
     pub fn wait_for_room(&self, size: u64, timeout: Duration) -> bool {
         let pending = self.lock();
         let fits = |pending: &mut Pending| {
-            pending.bytes + size <= self.capacity || pending.batches.is_empty()
+            pending.bytes + size <= self.capacity() || pending.batches.is_empty()
         };
         let (mut pending, _) = self
             .room
@@ -232,6 +246,11 @@ impl DiskBuffer {
             })
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         fits(&mut pending)
+    }
+
+    /// Lets waiters wait again after [`DiskBuffer::close`] (a configuration reload).
+    pub fn reopen(&self) {
+        self.closed.store(false, Ordering::Relaxed);
     }
 
     /// Wakes every waiter; used at shutdown.
@@ -281,7 +300,13 @@ impl DiskBuffer {
     }
 
     pub fn capacity(&self) -> u64 {
-        self.capacity
+        self.capacity.load(Ordering::Relaxed)
+    }
+
+    /// Changes the capacity (configuration reload); waiters see it at their next check.
+    pub fn set_capacity(&self, capacity: u64) {
+        self.capacity.store(capacity, Ordering::Relaxed);
+        self.room.notify_all();
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {

@@ -25,6 +25,7 @@ use buffer::DiskBuffer;
 use garonne_common::config::AgentConfig;
 use garonne_common::wire::{ALPN, Hello};
 use metrics::AgentMetrics;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -39,20 +40,49 @@ pub fn host_name() -> String {
         .unwrap_or_else(|| "localhost".to_string())
 }
 
-/// Runs the agent until SIGTERM or SIGINT; then buffers what was read, gives in-flight
-/// batches a moment to be acknowledged, syncs, and returns.
-pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
-    let host = config.agent.host_name.clone().unwrap_or_else(host_name);
-    let agent_id = config.agent.id.clone().unwrap_or_else(|| host.clone());
-    let data_dir = &config.agent.data_dir;
-    std::fs::create_dir_all(data_dir)
+/// How one run of the agent ended.
+enum Ending {
+    Stop,
+    Reload(Box<AgentConfig>),
+}
+
+/// Runs the agent until SIGTERM or SIGINT. SIGHUP re-reads the configuration from
+/// `path`: a valid one is applied by stopping and restarting the reading and shipping
+/// with it, reading on from the checkpoints, so nothing is lost or read twice; an
+/// invalid one is reported and the running configuration is kept.
+pub async fn run(path: &Path, config: AgentConfig) -> anyhow::Result<()> {
+    let data_dir = config.agent.data_dir.clone();
+    std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("cannot create data_dir {}", data_dir.display()))?;
     let buffer = Arc::new(
         DiskBuffer::open(&data_dir.join("buffer"), config.buffer.max_bytes.0)
             .with_context(|| format!("cannot open the disk buffer in {}", data_dir.display()))?,
     );
     let metrics = Arc::new(AgentMetrics::default());
+    let mut config = config;
+    loop {
+        match run_once(path, &config, &buffer, &metrics).await? {
+            Ending::Stop => return Ok(()),
+            Ending::Reload(new) => {
+                buffer.set_capacity(new.buffer.max_bytes.0);
+                config = *new;
+                tracing::info!(config = %path.display(), "configuration reloaded");
+            }
+        }
+    }
+}
+
+async fn run_once(
+    path: &Path,
+    config: &AgentConfig,
+    buffer: &Arc<DiskBuffer>,
+    metrics: &Arc<AgentMetrics>,
+) -> anyhow::Result<Ending> {
+    let host = config.agent.host_name.clone().unwrap_or_else(host_name);
+    let agent_id = config.agent.id.clone().unwrap_or_else(|| host.clone());
+    let data_dir = &config.agent.data_dir;
     let new_batch = Arc::new(tokio::sync::Notify::new());
+    buffer.reopen();
     tracing::info!(
         agent_id,
         pending_batches = buffer.pending_batches(),
@@ -111,7 +141,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     let (shutdown_sender, shutdown) = tokio::sync::watch::channel(false);
     let shipping = tokio::spawn(shipper.run(shutdown));
 
-    wait_for_signal().await;
+    let ending = wait_for_ending(path, config).await;
     tracing::info!("agent stopping");
     stop.store(true, Ordering::Relaxed);
     buffer.close();
@@ -122,7 +152,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
     let _ = sync_thread.join();
     buffer.sync()?;
     status.abort();
-    write_status(&data_dir.join(STATUS_FILE), &buffer, &metrics);
+    write_status(&data_dir.join(STATUS_FILE), buffer, metrics);
     tracing::info!(
         lines_read = AgentMetrics::get(&metrics.lines_read),
         batches_acknowledged = AgentMetrics::get(&metrics.batches_acknowledged),
@@ -130,7 +160,7 @@ pub async fn run(config: AgentConfig) -> anyhow::Result<()> {
         "agent stopped"
     );
     match tailer_result {
-        Ok(Ok(Ok(()))) => Ok(()),
+        Ok(Ok(Ok(()))) => Ok(ending),
         Ok(Ok(Err(error))) => Err(error.into()),
         _ => anyhow::bail!("the tailer thread panicked"),
     }
@@ -187,17 +217,40 @@ fn spawn_sync(
     })
 }
 
-async fn wait_for_signal() {
+/// Waits for SIGTERM or SIGINT (stop) or for SIGHUP with a valid new configuration.
+async fn wait_for_ending(path: &Path, current: &AgentConfig) -> Ending {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut terminate), Ok(mut interrupt)) = (
+    let (Ok(mut terminate), Ok(mut interrupt), Ok(mut hangup)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
     ) else {
         std::future::pending::<()>().await;
-        return;
+        return Ending::Stop;
     };
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = interrupt.recv() => {}
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => return Ending::Stop,
+            _ = interrupt.recv() => return Ending::Stop,
+            _ = hangup.recv() => match reload(path, current) {
+                Ok(config) => return Ending::Reload(Box::new(config)),
+                Err(error) => {
+                    tracing::error!(%error, "configuration not reloaded, keeping the running one");
+                }
+            },
+        }
     }
+}
+
+fn reload(path: &Path, current: &AgentConfig) -> anyhow::Result<AgentConfig> {
+    let config = AgentConfig::load(path)?;
+    config.check_files(path)?;
+    if config.agent.data_dir != current.agent.data_dir {
+        anyhow::bail!(
+            "agent.data_dir changed from {} to {}: that needs a restart",
+            current.agent.data_dir.display(),
+            config.agent.data_dir.display()
+        );
+    }
+    Ok(config)
 }

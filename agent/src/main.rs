@@ -69,7 +69,7 @@ fn run_command() -> anyhow::Result<()> {
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?;
-            runtime.block_on(garonne_agent::run(config))
+            runtime.block_on(garonne_agent::run(&path, config))
         }
     }
 }

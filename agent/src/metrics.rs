@@ -20,6 +20,8 @@ pub struct AgentMetrics {
     pub lines_recovered: AtomicU64,
     /// Time reading was paused because the disk buffer was full.
     pub buffer_full_millis: AtomicU64,
+    /// 1 while reading is paused on a full buffer, else 0.
+    pub reading_paused: AtomicU64,
     pub connections: AtomicU64,
 }
 
@@ -49,6 +51,7 @@ impl AgentMetrics {
             ("files_truncated", &self.files_truncated),
             ("lines_recovered", &self.lines_recovered),
             ("buffer_full_millis", &self.buffer_full_millis),
+            ("reading_paused", &self.reading_paused),
             ("connections", &self.connections),
         ];
         counters

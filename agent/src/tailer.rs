@@ -68,6 +68,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// Bytes read from one file per pass, so that one busy file does not starve the rest.
 const PASS_BUDGET: u64 = 4 * 1024 * 1024;
 
+/// Least time between two scans triggered by directory events.
+const RESCAN_ON_EVENT: Duration = Duration::from_millis(250);
+
 /// How long a full buffer is waited on before shutdown is checked again.
 const ROOM_WAIT: Duration = Duration::from_millis(200);
 
@@ -141,6 +144,7 @@ pub struct Tailer {
     builder: BatchBuilder,
     scratch: Vec<u8>,
     next_scan: Instant,
+    last_scan: Instant,
 }
 
 impl Tailer {
@@ -161,6 +165,7 @@ impl Tailer {
             builder,
             scratch: Vec::new(),
             next_scan: Instant::now(),
+            last_scan: Instant::now(),
         }
     }
 
@@ -180,7 +185,16 @@ impl Tailer {
                 continue;
             }
             match wakeups.recv_timeout(self.wait_time()) {
-                Ok(()) | Err(RecvTimeoutError::Timeout) => while wakeups.try_recv().is_ok() {},
+                Ok(()) => {
+                    while wakeups.try_recv().is_ok() {}
+                    // A directory changed: a new file may have appeared. Scan soon,
+                    // but not more often than every `RESCAN_ON_EVENT`.
+                    let soon = Instant::now() + RESCAN_ON_EVENT;
+                    self.next_scan = self
+                        .next_scan
+                        .min(soon.max(self.last_scan + RESCAN_ON_EVENT));
+                }
+                Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => std::thread::sleep(self.wait_time()),
             }
         }
@@ -205,7 +219,8 @@ impl Tailer {
 
     /// Expands the globs, starts following new files and notices files that rotated.
     pub fn scan(&mut self) -> Result<(), TailError> {
-        self.next_scan = Instant::now() + self.settings.scan_interval;
+        self.last_scan = Instant::now();
+        self.next_scan = self.last_scan + self.settings.scan_interval;
         let mut seen: HashSet<InodeKey> = HashSet::new();
         for (path, input) in self.matching_files() {
             let Ok(metadata) = fs::metadata(&path) else {
@@ -754,6 +769,7 @@ impl Tailer {
         let mut logged = false;
         while !self.buffer.wait_for_room(size, ROOM_WAIT) {
             if !logged {
+                self.metrics.reading_paused.store(1, Ordering::Relaxed);
                 tracing::warn!(
                     pending_bytes = self.buffer.pending_bytes(),
                     capacity = self.buffer.capacity(),
@@ -766,6 +782,7 @@ impl Tailer {
             }
         }
         if logged {
+            self.metrics.reading_paused.store(0, Ordering::Relaxed);
             let millis = paused.elapsed().as_millis() as u64;
             AgentMetrics::add(&self.metrics.buffer_full_millis, millis);
             tracing::info!(
