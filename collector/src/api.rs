@@ -17,13 +17,23 @@ use tokio::sync::watch;
 #[derive(Clone)]
 pub struct ApiState {
     pub collector: Arc<Collector>,
+    /// Template mining and similar-log search, when enabled.
+    pub semantic: Option<Arc<crate::semantic::Semantic>>,
 }
 
 pub fn router(state: ApiState) -> Router {
-    Router::new()
+    let semantic = state
+        .semantic
+        .clone()
+        .map(|semantic| crate::semantic::api::routes(semantic, state.collector.clone()));
+    let router = Router::new()
         .route("/api/v1/health", get(health))
         .route("/metrics", get(metrics))
-        .with_state(state)
+        .with_state(state);
+    match semantic {
+        Some(routes) => router.merge(routes),
+        None => router,
+    }
 }
 
 /// Serves until `shutdown` turns true.

@@ -4,12 +4,18 @@ use garonne_collector::parse::{Format, ParseContext};
 use garonne_collector::semantic::{self, Semantic};
 use garonne_collector::server::{self, Collector, CollectorMetrics};
 use garonne_collector::store::{Store, elastic::ElasticStore, embedded::EmbeddedStore};
-use garonne_collector::{api, certs, pipeline};
+use garonne_collector::{alerts, api, certs, pipeline, probes};
 use garonne_common::config::{CollectorConfig, Sink};
 use garonne_common::wire::ALPN;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// Batches are parsed on blocking threads and their documents freed elsewhere; glibc's
+/// allocator spends much of the collector's time consolidating such cross-thread frees
+/// (see BENCHMARKS.md), which mimalloc handles without contention.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Garonne collector: receives logs from Garonne agents, parses and indexes them.
 #[derive(Parser)]
@@ -32,6 +38,11 @@ enum Command {
     CheckConfig {
         #[arg(long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
+    },
+    /// Availability monitors: status and import.
+    Monitors {
+        #[command(subcommand)]
+        command: MonitorsCommand,
     },
     /// Certificates for mutual TLS between agents and collectors.
     Certs {
@@ -66,6 +77,11 @@ enum Command {
         event: Option<String>,
         text: Option<String>,
     },
+    /// Alerts raised by the `[[alert]]` rules.
+    Alerts {
+        #[command(subcommand)]
+        command: AlertsCommand,
+    },
     /// Search the store the configuration selects. QUERY is free text and field:value
     /// terms; `*` matches everything.
     Search {
@@ -76,6 +92,9 @@ enum Command {
         count: bool,
         #[arg(long, default_value_t = 10)]
         limit: usize,
+        /// Print only these fields (comma-separated dotted paths) of each document.
+        #[arg(long, value_delimiter = ',')]
+        fields: Vec<String>,
         query: String,
     },
 }
@@ -99,6 +118,36 @@ enum TemplatesCommand {
         #[arg(long, default_value_t = 1000)]
         limit: usize,
     },
+}
+
+#[derive(Subcommand)]
+enum AlertsCommand {
+    /// Alerts firing or pending, then the recently resolved ones, from the state the
+    /// collector keeps in its data_dir.
+    List {
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// One JSON object per alert.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum MonitorsCommand {
+    /// Each monitor's state, since when, and uptime over 24 h, 7 d and 30 d, from the
+    /// state the collector keeps in its data_dir.
+    Status {
+        #[arg(long, default_value = DEFAULT_CONFIG)]
+        config: PathBuf,
+        /// One JSON object per monitor.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Convert an Uptime Kuma backup's HTTP, keyword, JSON-query and TCP monitors into
+    /// [[monitor]] tables (standard output); what cannot be converted is listed on
+    /// standard error.
+    ImportUptimeKuma { backup: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -134,7 +183,9 @@ fn run_command() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::CheckConfig { config } => {
             let loaded = CollectorConfig::load(&config)?;
+            alerts::validate(&loaded, &config)?;
             loaded.check_files(&config)?;
+            probes_config(&loaded, &config)?;
             println!("{}: configuration is valid", config.display());
             Ok(())
         }
@@ -156,7 +207,15 @@ fn run_command() -> anyhow::Result<()> {
             file,
         } => parse_command(&module, timezone.as_deref(), file.as_deref()),
         Command::Run { config } => runtime()?.block_on(run(&config)),
+        Command::Alerts {
+            command: AlertsCommand::List { config, json },
+        } => {
+            let loaded = CollectorConfig::load(&config)?;
+            alerts::print_list(&loaded, json, &mut std::io::stdout().lock())?;
+            Ok(())
+        }
         Command::Templates { command } => templates_command(command),
+        Command::Monitors { command } => monitors_command(command),
         Command::Similar {
             config,
             limit,
@@ -173,8 +232,9 @@ fn run_command() -> anyhow::Result<()> {
             config,
             count,
             limit,
+            fields,
             query,
-        } => runtime()?.block_on(search(&config, count, limit, &query)),
+        } => runtime()?.block_on(search(&config, count, limit, &fields, &query)),
     }
 }
 
@@ -307,11 +367,31 @@ async fn run(path: &Path) -> anyhow::Result<()> {
     if let Some(semantic) = &semantic {
         observers.push(semantic.observer());
     }
+    let context = parse_context(section.timezone.as_deref())?;
+    let (notifier, monitors) = probes_config(&config, path)?;
+    let monitors = Arc::new(probes::Registry::load(monitors, &section.data_dir));
+    // No novelty scorer yet: `novelty` rules are reported inactive at start.
+    let alerting = alerts::start(
+        &config,
+        path,
+        context.local_zone.clone(),
+        Arc::new(notifier.clone()),
+        None,
+    )?;
+    observers.push(alerting.importance.clone());
+    observers.push(alerting.service.observer());
     let collector = Arc::new(Collector {
         store,
-        context: parse_context(section.timezone.as_deref())?,
+        context,
         metrics: CollectorMetrics::default(),
         observers,
+        continuity: Default::default(),
+        gap_listener: Some(Box::new({
+            let service = alerting.service.clone();
+            move |gap: &garonne_collector::continuity::Gap| {
+                service.report_gap(&gap.agent_id, &gap.path, gap.start..gap.end);
+            }
+        })),
     });
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let api = api::ApiState {
@@ -322,7 +402,15 @@ async fn run(path: &Path) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on api.listen {}", config.api.listen))?;
     tracing::info!(listen = %api_listener.local_addr()?, "api listening");
-    let api_task = tokio::spawn(api::serve(api_listener, api::router(api), shutdown.clone()));
+    let router = api::router(api).merge(probes::api::routes(monitors.clone()));
+    let api_task = tokio::spawn(api::serve(api_listener, router, shutdown.clone()));
+    let probes_task = tokio::spawn(probes::run_monitors(
+        monitors,
+        collector.clone(),
+        notifier,
+        shutdown.clone(),
+    ));
+    let alerts_task = tokio::spawn(alerting.service.run(collector.clone(), shutdown.clone()));
     let serving = tokio::spawn(server::serve(
         endpoint,
         collector.clone(),
@@ -334,6 +422,10 @@ async fn run(path: &Path) -> anyhow::Result<()> {
     let _ = stop.send(true);
     let _ = serving.await;
     let _ = api_task.await;
+    let _ = alerts_task.await;
+    if let Ok(Err(error)) = probes_task.await {
+        tracing::error!(%error, "monitors failed");
+    }
     if let Some(semantic) = &semantic {
         semantic.shutdown().await;
     }
@@ -341,7 +433,68 @@ async fn run(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn search(path: &Path, count: bool, limit: usize, query: &str) -> anyhow::Result<()> {
+/// `[[notify]]` and `[[monitor]]`, checked together.
+fn probes_config(
+    config: &CollectorConfig,
+    path: &Path,
+) -> anyhow::Result<(
+    garonne_collector::notify::Notifier,
+    Vec<probes::MonitorConfig>,
+)> {
+    probes::check_config(config).map_err(|problems| {
+        garonne_common::config::ConfigError {
+            path: path.to_path_buf(),
+            problems,
+        }
+        .into()
+    })
+}
+
+fn monitors_command(command: MonitorsCommand) -> anyhow::Result<()> {
+    match command {
+        MonitorsCommand::Status { config: path, json } => {
+            let config = CollectorConfig::load(&path)?;
+            let (_, monitors) = probes_config(&config, &path)?;
+            let registry = probes::Registry::load(monitors, &config.collector.data_dir);
+            let now = jiff::Timestamp::now();
+            let views = registry.views(now);
+            let mut stdout = std::io::stdout().lock();
+            if json {
+                for view in &views {
+                    serde_json::to_writer(&mut stdout, view)?;
+                    stdout.write_all(b"\n")?;
+                }
+            } else {
+                stdout.write_all(probes::status_table(&views, now).as_bytes())?;
+            }
+            Ok(())
+        }
+        MonitorsCommand::ImportUptimeKuma { backup } => {
+            let text = std::fs::read_to_string(&backup)
+                .with_context(|| format!("cannot read {}", backup.display()))?;
+            let report = probes::import::import_uptime_kuma(&text).map_err(|reason| {
+                anyhow::anyhow!("cannot import {}: {reason}", backup.display())
+            })?;
+            print!("{}", report.toml);
+            eprintln!("{} monitors converted", report.converted);
+            for skipped in &report.skipped {
+                eprintln!("not converted: {skipped}");
+            }
+            for note in &report.notes {
+                eprintln!("note: {note}");
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn search(
+    path: &Path,
+    count: bool,
+    limit: usize,
+    fields: &[String],
+    query: &str,
+) -> anyhow::Result<()> {
     let config = CollectorConfig::load(path)?;
     let store = open_store(&config, true)?;
     if let Store::Elastic(elastic) = &store {
@@ -354,9 +507,14 @@ async fn search(path: &Path, count: bool, limit: usize, query: &str) -> anyhow::
     let result = store.search(query, limit).await?;
     let mut stdout = std::io::stdout().lock();
     for document in &result.documents {
-        serde_json::to_writer(&mut stdout, document)?;
+        if fields.is_empty() {
+            serde_json::to_writer(&mut stdout, document)?;
+        } else {
+            serde_json::to_writer(&mut stdout, &select_fields(document, fields))?;
+        }
         stdout.write_all(b"\n")?;
     }
+    stdout.flush()?;
     eprintln!(
         "{} of {} matching documents shown",
         result.documents.len(),
@@ -412,6 +570,20 @@ async fn similar(
     }
     let mut stdout = std::io::stdout().lock();
     semantic::cli::similar(&config, &store, query, limit, &mut stdout).await
+}
+
+/// The named dotted-path fields of a document, as a flat object.
+fn select_fields(document: &serde_json::Value, fields: &[String]) -> serde_json::Value {
+    let mut selected = serde_json::Map::new();
+    for field in fields {
+        let value = field
+            .split('.')
+            .try_fold(document, |value, key| value.get(key));
+        if let Some(value) = value {
+            selected.insert(field.clone(), value.clone());
+        }
+    }
+    serde_json::Value::Object(selected)
 }
 
 async fn wait_for_signal() {

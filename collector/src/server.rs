@@ -7,6 +7,7 @@
 //! collector. A batch is answered `Accepted` only after the store made it durable,
 //! `RetryLater` when the store is unavailable, and `Rejected` when it does not decode.
 
+use crate::continuity::{ContinuityTracker, Gap};
 use crate::observe::DocumentObserver;
 use crate::parse::ParseContext;
 use crate::pipeline::build_documents;
@@ -38,11 +39,16 @@ pub struct CollectorMetrics {
     pub lines_blank: AtomicU64,
     pub lines_invalid_utf8: AtomicU64,
     pub lines_truncated: AtomicU64,
+    /// Byte ranges of files that never arrived (see `continuity`).
+    pub offset_gaps: AtomicU64,
 }
 
 fn add(counter: &AtomicU64, amount: usize) {
     counter.fetch_add(amount as u64, Ordering::Relaxed);
 }
+
+/// Called with each gap the continuity check finds.
+pub type GapListener = Box<dyn Fn(&Gap) + Send + Sync>;
 
 /// The receiving pipeline, shared by every connection.
 pub struct Collector {
@@ -51,6 +57,10 @@ pub struct Collector {
     pub metrics: CollectorMetrics,
     /// See every batch's documents before they are stored, in order.
     pub observers: Vec<Arc<dyn DocumentObserver>>,
+    /// Byte ranges received per file, to prove nothing went missing.
+    pub continuity: std::sync::Mutex<ContinuityTracker>,
+    /// Told of every gap found (the alert rules' `loss` kind listens here).
+    pub gap_listener: Option<GapListener>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +76,7 @@ impl Collector {
         let built = tokio::task::spawn_blocking(move || {
             let batch = wire::decode_batch(&payload)?;
             let lines = batch.line_count();
+            collector.check_continuity(&batch);
             let (mut documents, report) = build_documents(&batch, &collector.context);
             for observer in &collector.observers {
                 observer.observe(&batch.agent_id, &mut documents);
@@ -117,6 +128,25 @@ impl Collector {
                 BatchResult::RetryLater {
                     reason: error.to_string(),
                 }
+            }
+        }
+    }
+}
+
+impl Collector {
+    /// Records the batch's byte ranges and reports gaps that stayed open too long.
+    fn check_continuity(&self, batch: &garonne_common::Batch) {
+        let gaps = match self.continuity.lock() {
+            Ok(mut tracker) => tracker.record(batch, std::time::Instant::now()),
+            Err(_) => return,
+        };
+        for gap in gaps {
+            add(&self.metrics.offset_gaps, 1);
+            tracing::error!(agent_id = %gap.agent_id, path = %gap.path, identity = %gap.identity,
+                start = gap.start, end = gap.end, bytes = gap.end - gap.start,
+                "lines missing: a byte range of this file never arrived");
+            if let Some(listener) = &self.gap_listener {
+                listener(&gap);
             }
         }
     }

@@ -3,7 +3,11 @@
 //! when its handle is dropped.
 //!
 //! The binaries are taken from the target directory of the test run: build them first
-//! (`scripts/test.sh` does, and installs the stand-in servers into `.tools/`).
+//! (`tests/run.sh` does, and installs the stand-in servers into `.tools/`).
+
+pub mod fault_proxy;
+pub mod ollama_standin;
+pub mod qdrant_standin;
 
 use anyhow::{Context, bail};
 use std::fs;
@@ -39,10 +43,37 @@ pub fn binary(name: &str) -> PathBuf {
     let path = directory.join(name);
     assert!(
         path.exists(),
-        "{} is missing: build the binaries first (scripts/test.sh runs `cargo build --bins`)",
+        "{} is missing: build the binaries first (tests/run.sh runs `cargo build --bins`)",
         path.display()
     );
     path
+}
+
+/// A UDP port free on 127.0.0.1 at the time of the call.
+pub fn free_udp_port() -> u16 {
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    socket.local_addr().expect("local address").port()
+}
+
+/// Resident memory of a process, in KiB, from /proc.
+pub fn resident_kib(pid: u32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.split_whitespace().next())
+        .and_then(|number| number.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The running agent's counters (`garonne-agent status`), or null before the first.
+pub fn agent_status(config: &Path) -> serde_json::Value {
+    let output = Command::new(binary("garonne-agent"))
+        .args(["status", "--config"])
+        .arg(config)
+        .output()
+        .expect("run garonne-agent status");
+    serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null)
 }
 
 /// A TCP port free on 127.0.0.1 at the time of the call.
@@ -193,9 +224,20 @@ impl Collector {
     /// Starts a collector on an ephemeral UDP port of 127.0.0.1; `extra` is appended to
     /// its configuration (e.g. an `[elasticsearch]` table).
     pub fn start(dir: &Path, certs: &Certs, extra: &str) -> anyhow::Result<Collector> {
+        Collector::start_on(dir, certs, extra, 0)
+    }
+
+    /// Like [`Collector::start`] on a given UDP port, so that a restarted collector is
+    /// found again by its agents.
+    pub fn start_on(
+        dir: &Path,
+        certs: &Certs,
+        extra: &str,
+        port: u16,
+    ) -> anyhow::Result<Collector> {
         let config = dir.join("collector.toml");
         let text = format!(
-            "[collector]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n\
+            "[collector]\nlisten = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n\
              client_ca = \"{}\"\ntimezone = \"UTC\"\n[api]\nlisten = \"127.0.0.1:0\"\n{extra}\n",
             dir.join("collector-data").display(),
             certs.file("collector.pem"),
@@ -413,7 +455,7 @@ impl SearchServer {
 fn require_tool(path: &Path) -> PathBuf {
     assert!(
         path.exists(),
-        "{} is missing: scripts/test.sh installs the stand-in servers into .tools/",
+        "{} is missing: tests/run.sh installs the stand-in servers into .tools/",
         path.display()
     );
     path.to_path_buf()

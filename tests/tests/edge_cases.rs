@@ -157,3 +157,47 @@ fn check_config_reports_missing_certificate_files() {
     assert!(!valid);
     assert!(stderr.contains("collector.ca: cannot read /c"), "{stderr}");
 }
+
+#[test]
+fn sighup_applies_a_new_configuration_and_reads_on_from_the_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = Certs::create(&dir.path().join("certs")).unwrap();
+    let collector = Collector::start(dir.path(), &certs, "").unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let (first, second) = (logs.join("first.log"), logs.join("second.log"));
+    append(&first, b"one\n");
+    append(&second, b"other\n");
+    let config = agent_config(dir.path(), &certs, collector.port, &plain_input(&first), "");
+    let mut agent = start_agent(dir.path(), &config).unwrap();
+    wait_until(READY_TIMEOUT, "the first line", || {
+        collector.count("*") == 1
+    });
+
+    let wider = plain_input(&logs.join("*.log"));
+    agent_config(dir.path(), &certs, collector.port, &wider, "");
+    Command::new("kill")
+        .args(["-HUP", &agent.pid().to_string()])
+        .status()
+        .unwrap();
+    agent.wait_for_log("configuration reloaded");
+    append(&first, b"two\n");
+    wait_until(READY_TIMEOUT, "both files", || collector.count("*") == 3);
+    assert_eq!(
+        collector.count("one"),
+        1,
+        "the first line was not read again"
+    );
+
+    // A broken configuration is refused and the running one kept.
+    std::fs::write(&config, "not toml [").unwrap();
+    Command::new("kill")
+        .args(["-HUP", &agent.pid().to_string()])
+        .status()
+        .unwrap();
+    agent.wait_for_log("configuration not reloaded");
+    append(&first, b"three\n");
+    wait_until(READY_TIMEOUT, "the line after the refused reload", || {
+        collector.count("*") == 4
+    });
+}

@@ -205,9 +205,10 @@ impl ElasticStore {
             let letter = json!({
                 "@timestamp": format_timestamp(document.timestamp),
                 "event": {"original": document.body.get("event").and_then(|e| e.get("original")),
-                          "dataset": document.dataset},
+                          "dataset": "deadletter", "kind": "pipeline_error"},
                 "error": {"message": reason},
-                "garonne": {"document": Value::Object(document.body.clone()).to_string()},
+                "garonne": {"document": Value::Object(document.body.clone()).to_string(),
+                            "dataset": document.dataset},
             });
             push_create(&mut body, &index, &document.id, &letter);
         }
