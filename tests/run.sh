@@ -29,3 +29,11 @@ cargo build --workspace --bins
 
 step "tests"
 cargo test --workspace
+
+# The Debian packages are built and installed into a Debian root, which needs root.
+if [ "$(id -u)" = 0 ]; then
+    step "Debian packages"
+    packaging/test-packages.sh
+else
+    step "Debian packages: skipped, installing packages needs root"
+fi

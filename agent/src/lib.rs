@@ -152,7 +152,7 @@ async fn run_once(
     let _ = sync_thread.join();
     buffer.sync()?;
     status.abort();
-    write_status(&data_dir.join(STATUS_FILE), buffer, metrics);
+    write_status(&data_dir.join(STATUS_FILE), buffer, metrics, false);
     tracing::info!(
         lines_read = AgentMetrics::get(&metrics.lines_read),
         batches_acknowledged = AgentMetrics::get(&metrics.batches_acknowledged),
@@ -178,13 +178,18 @@ async fn write_status_periodically(
     let mut ticks = tokio::time::interval(Duration::from_secs(1));
     loop {
         ticks.tick().await;
-        write_status(&path, &buffer, &metrics);
+        write_status(&path, &buffer, &metrics, true);
     }
 }
 
 /// Writes the counters and the buffer's fill atomically (temporary file, rename).
-fn write_status(path: &std::path::Path, buffer: &DiskBuffer, metrics: &AgentMetrics) {
+/// `running` is false in the last status written as the agent stops.
+fn write_status(path: &Path, buffer: &DiskBuffer, metrics: &AgentMetrics, running: bool) {
     let mut status = serde_json::Map::new();
+    status.insert("running".into(), running.into());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    let now_ms = now.map(|elapsed| elapsed.as_millis() as u64).unwrap_or(0);
+    status.insert("updated_ms".into(), now_ms.into());
     for (name, value) in metrics.snapshot() {
         status.insert(name.to_string(), value.into());
     }

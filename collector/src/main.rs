@@ -184,6 +184,7 @@ fn run_command() -> anyhow::Result<()> {
         Command::CheckConfig { config } => {
             let loaded = CollectorConfig::load(&config)?;
             alerts::validate(&loaded, &config)?;
+            parse_context(loaded.collector.timezone.as_deref())?;
             loaded.check_files(&config)?;
             probes_config(&loaded, &config)?;
             println!("{}: configuration is valid", config.display());
@@ -258,9 +259,9 @@ fn init_logging() {
 
 fn parse_context(timezone: Option<&str>) -> anyhow::Result<ParseContext> {
     let zone = match timezone {
-        Some(name) => {
-            jiff::tz::TimeZone::get(name).with_context(|| format!("unknown timezone {name:?}"))?
-        }
+        Some(name) => jiff::tz::TimeZone::get(name).with_context(|| {
+            format!("collector.timezone (or --timezone): unknown time zone {name:?}")
+        })?,
         None => jiff::tz::TimeZone::system(),
     };
     Ok(ParseContext::new(zone))
@@ -376,7 +377,7 @@ async fn run(path: &Path) -> anyhow::Result<()> {
         path,
         context.local_zone.clone(),
         Arc::new(notifier.clone()),
-        None,
+        semantic.as_ref().map(|semantic| semantic.novelty_scorer()),
     )?;
     observers.push(alerting.importance.clone());
     observers.push(alerting.service.observer());

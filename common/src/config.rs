@@ -310,6 +310,17 @@ impl AgentConfig {
         check_readable("collector.ca", &self.collector.ca, &mut problems);
         check_readable("collector.cert", &self.collector.cert, &mut problems);
         check_readable("collector.key", &self.collector.key, &mut problems);
+        if problems.is_empty() {
+            let collector = &self.collector;
+            let built =
+                crate::tls::client_config(&collector.ca, &collector.cert, &collector.key, b"");
+            if let Err(error) = built {
+                problems.push(tls_problem(
+                    "collector.ca, collector.cert, collector.key",
+                    &error,
+                ));
+            }
+        }
         finish(path, problems)
     }
 }
@@ -488,6 +499,18 @@ impl CollectorConfig {
                 None => problems.push(format!("{key}: required to serve agents")),
             }
         }
+        if let (true, Some(cert), Some(key), Some(ca)) = (
+            problems.is_empty(),
+            &section.cert,
+            &section.key,
+            &section.client_ca,
+        ) && let Err(error) = crate::tls::server_config(cert, key, ca, b"")
+        {
+            problems.push(tls_problem(
+                "collector.cert, collector.key, collector.client_ca",
+                &error,
+            ));
+        }
         if let Some(elasticsearch) = &self.elasticsearch {
             if let Some(ca) = &elasticsearch.ca {
                 check_readable("elasticsearch.ca", ca, &mut problems);
@@ -606,6 +629,16 @@ fn check_identifier(key: &str, value: &str, problems: &mut Vec<String>) {
         problems.push(format!(
             "{key}: {value:?} must be 1 to 128 letters, digits, '-', '_' or '.'"
         ));
+    }
+}
+
+/// A TLS setup failure in words an operator can act on.
+fn tls_problem(keys: &str, error: &crate::tls::TlsError) -> String {
+    let detail = error.to_string();
+    if detail.contains("KeyMismatch") || detail.contains("keys may not be consistent") {
+        format!("{keys}: the private key does not belong to the certificate")
+    } else {
+        format!("{keys}: {detail}")
     }
 }
 

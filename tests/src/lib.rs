@@ -271,7 +271,7 @@ impl Collector {
 
     /// Runs `garonne-collector search --count QUERY` against this collector's store.
     pub fn count(&self, query: &str) -> u64 {
-        let output = self.search(&["--count", query]);
+        let output = self.search(&["--count", "--", query]);
         output
             .trim()
             .parse()
@@ -298,7 +298,7 @@ impl Collector {
     /// The documents `search` returns for `query`, parsed.
     pub fn documents(&self, query: &str, limit: usize) -> Vec<serde_json::Value> {
         let limit = limit.to_string();
-        let output = self.search(&["--limit", &limit, query]);
+        let output = self.search(&["--limit", &limit, "--", query]);
         output
             .lines()
             .map(|line| serde_json::from_str(line).expect("search prints JSON lines"))

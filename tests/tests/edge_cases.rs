@@ -201,3 +201,37 @@ fn sighup_applies_a_new_configuration_and_reads_on_from_the_checkpoints() {
         collector.count("*") == 4
     });
 }
+
+#[test]
+fn a_query_of_exclusions_alone_means_everything_except() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = Certs::create(&dir.path().join("certs")).unwrap();
+    let collector = Collector::start(dir.path(), &certs, "").unwrap();
+    let log = dir.path().join("words.log");
+    append(&log, b"apple pie\nbanana split\ncherry tart\n");
+    let config = agent_config(dir.path(), &certs, collector.port, &plain_input(&log), "");
+    let _agent = start_agent(dir.path(), &config).unwrap();
+    wait_until(READY_TIMEOUT, "three lines", || collector.count("*") == 3);
+    assert_eq!(collector.count("-banana"), 2);
+    assert_eq!(collector.count("* -banana -cherry"), 1);
+    assert_eq!(collector.count("-message:*"), 0);
+}
+
+#[test]
+fn check_config_refuses_a_key_that_does_not_belong_to_its_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = Certs::create(&dir.path().join("certs")).unwrap();
+    let text = format!(
+        "[[input]]\npaths = [\"/var/log/*.log\"]\nmodule = \"plain\"\n[collector]\n\
+         addresses = [\"c:4433\"]\nserver_name = \"c\"\nca = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\n",
+        certs.file("ca.pem"),
+        certs.file("agent.pem"),
+        certs.file("collector.key"),
+    );
+    let (valid, stderr) = check_config("garonne-agent", &text);
+    assert!(!valid);
+    assert!(
+        stderr.contains("the private key does not belong to the certificate"),
+        "{stderr}"
+    );
+}

@@ -54,6 +54,7 @@ pub mod config;
 pub mod embed;
 pub mod files;
 pub mod filter;
+pub mod novelty;
 pub mod observer;
 pub mod qdrant;
 pub mod queue;
@@ -153,6 +154,21 @@ pub(crate) struct Shared {
     pub(crate) embed_events: Option<Query>,
     /// Serialises saves.
     save_lock: Mutex<()>,
+    /// Best similarity of each template to those embedded before it.
+    pub(crate) novelty: Arc<Mutex<novelty::NoveltyIndex>>,
+}
+
+/// The novelty index seeded with the template vectors of the local file, if any.
+fn seed_novelty(vectors: &VectorStore) -> novelty::NoveltyIndex {
+    let mut index = novelty::NoveltyIndex::default();
+    if let VectorStore::Local(local) = vectors
+        && let Ok(local) = local.read()
+    {
+        for (key, vector) in local.template_vectors() {
+            index.add(key, vector);
+        }
+    }
+    index
 }
 
 /// The semantic layer of one collector (or of one CLI command reading its files).
@@ -199,6 +215,7 @@ impl Semantic {
             examples: config.examples,
             embed_events: config.embed_events.as_ref().map(|(_, query)| query.clone()),
             save_lock: Mutex::new(()),
+            novelty: Arc::new(Mutex::new(seed_novelty(&vectors))),
         });
         let (stop, _) = tokio::sync::watch::channel(false);
         Ok(Semantic {
@@ -265,6 +282,11 @@ impl Semantic {
     }
 
     /// The observer to register in the pipeline.
+    /// Answers the alert rules' novelty questions from memory.
+    pub fn novelty_scorer(&self) -> Arc<dyn crate::alerts::NoveltyScorer> {
+        Arc::new(novelty::SemanticNovelty(self.shared.novelty.clone()))
+    }
+
     pub fn observer(&self) -> Arc<dyn crate::observe::DocumentObserver> {
         Arc::new(TemplateObserver {
             shared: self.shared.clone(),

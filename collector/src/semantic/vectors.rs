@@ -132,6 +132,14 @@ impl LocalVectors {
         self.points.is_empty()
     }
 
+    /// Every template's key and vector.
+    pub fn template_vectors(&self) -> impl Iterator<Item = (u64, &[f32])> {
+        self.points
+            .values()
+            .filter(|point| point.kind == ItemKind::Template)
+            .map(|point| (point.key, point.vector.as_slice()))
+    }
+
     pub fn contains(&self, kind: ItemKind, key: u64) -> bool {
         self.points.contains_key(&(kind, key))
     }

@@ -121,6 +121,13 @@ async fn embed_batch(
         .metrics
         .texts_embedded
         .fetch_add(texts.len() as u64, Ordering::Relaxed);
+    if let Ok(mut novelty) = shared.novelty.lock() {
+        for (item, vector) in batch.iter().zip(&embedded) {
+            if item.kind == ItemKind::Template {
+                novelty.add(item.key, vector);
+            }
+        }
+    }
     let points: Vec<VectorPoint> = {
         let state = shared.state.lock().expect("miner lock");
         batch

@@ -10,11 +10,12 @@
 
 use super::{SearchResult, StoreError, WriteReport};
 use crate::pipeline::Document;
+use crate::query::Term as QueryTerm;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use tantivy::collector::{Count, TopDocs};
-use tantivy::query::{AllQuery, Query, QueryParser};
+use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser};
 use tantivy::schema::{Field, INDEXED, STORED, STRING, Schema, TEXT};
 use tantivy::{Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term};
 use tokio::sync::{mpsc, oneshot};
@@ -184,9 +185,31 @@ fn parse_query(index: &Index, fields: &Fields, query: &str) -> Result<Box<dyn Qu
     }
     let mut parser = QueryParser::for_index(index, vec![fields.all_text, fields.document]);
     parser.set_conjunction_by_default();
-    parser
-        .parse_query(&parsed.to_tantivy(PRESENT_FIELD))
-        .map_err(|error| fail(error.to_string()))
+    let only_exclusions = parsed
+        .terms
+        .iter()
+        .all(|term| matches!(term, QueryTerm::Not(_)));
+    if !only_exclusions {
+        let text = parsed.to_tantivy(PRESENT_FIELD);
+        return parser
+            .parse_query(&text)
+            .map_err(|error| fail(error.to_string()));
+    }
+    // "Everything except": the parser refuses a query of exclusions alone.
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, Box::new(AllQuery))];
+    for term in &parsed.terms {
+        if let QueryTerm::Not(inner) = term {
+            let positive = crate::query::Query {
+                terms: vec![(**inner).clone()],
+            };
+            let query = parser.parse_query(&positive.to_tantivy(PRESENT_FIELD));
+            clauses.push((
+                Occur::MustNot,
+                query.map_err(|error| fail(error.to_string()))?,
+            ));
+        }
+    }
+    Ok(Box::new(BooleanQuery::new(clauses)))
 }
 
 fn source_of(stored: &TantivyDocument, fields: &Fields) -> Value {
