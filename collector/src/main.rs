@@ -207,7 +207,7 @@ fn run_command() -> anyhow::Result<()> {
             timezone,
             file,
         } => parse_command(&module, timezone.as_deref(), file.as_deref()),
-        Command::Run { config } => runtime()?.block_on(run(&config)),
+        Command::Run { config } => runtime()?.block_on(run_until_stopped(&config)),
         Command::Alerts {
             command: AlertsCommand::List { config, json },
         } => {
@@ -344,7 +344,24 @@ fn open_store(config: &CollectorConfig, read_only: bool) -> anyhow::Result<Store
     })
 }
 
-async fn run(path: &Path) -> anyhow::Result<()> {
+/// Serves until SIGTERM or SIGINT. SIGHUP re-reads the configuration: a valid one is
+/// applied by stopping gracefully and serving again with it (agents reconnect and
+/// resend what was not acknowledged, so nothing is lost); an invalid one is reported
+/// and the running configuration kept.
+async fn run_until_stopped(path: &Path) -> anyhow::Result<()> {
+    while run(path).await? == Ending::Reload {
+        tracing::info!(config = %path.display(), "configuration reloaded");
+    }
+    Ok(())
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Ending {
+    Stop,
+    Reload,
+}
+
+async fn run(path: &Path) -> anyhow::Result<Ending> {
     let config = CollectorConfig::load(path)?;
     config.check_files(path)?;
     let section = &config.collector;
@@ -418,7 +435,7 @@ async fn run(path: &Path) -> anyhow::Result<()> {
         section.max_connections,
         shutdown,
     ));
-    wait_for_signal().await;
+    let ending = wait_for_ending(path).await;
     tracing::info!("collector stopping");
     let _ = stop.send(true);
     let _ = serving.await;
@@ -431,7 +448,7 @@ async fn run(path: &Path) -> anyhow::Result<()> {
         semantic.shutdown().await;
     }
     tracing::info!("collector stopped");
-    Ok(())
+    Ok(ending)
 }
 
 /// `[[notify]]` and `[[monitor]]`, checked together.
@@ -587,17 +604,37 @@ fn select_fields(document: &serde_json::Value, fields: &[String]) -> serde_json:
     serde_json::Value::Object(selected)
 }
 
-async fn wait_for_signal() {
+/// Waits for SIGTERM or SIGINT, or for SIGHUP with a configuration that checks out.
+async fn wait_for_ending(path: &Path) -> Ending {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut terminate), Ok(mut interrupt)) = (
+    let (Ok(mut terminate), Ok(mut interrupt), Ok(mut hangup)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
     ) else {
         std::future::pending::<()>().await;
-        return;
+        return Ending::Stop;
     };
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = interrupt.recv() => {}
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => return Ending::Stop,
+            _ = interrupt.recv() => return Ending::Stop,
+            _ = hangup.recv() => match check_reload(path) {
+                Ok(()) => return Ending::Reload,
+                Err(error) => {
+                    tracing::error!(error = %format!("{error:#}"),
+                        "configuration not reloaded, keeping the running one");
+                }
+            },
+        }
     }
+}
+
+fn check_reload(path: &Path) -> anyhow::Result<()> {
+    let config = CollectorConfig::load(path)?;
+    alerts::validate(&config, path)?;
+    parse_context(config.collector.timezone.as_deref())?;
+    config.check_files(path)?;
+    probes_config(&config, path)?;
+    Ok(())
 }

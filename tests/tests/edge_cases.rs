@@ -235,3 +235,28 @@ fn check_config_refuses_a_key_that_does_not_belong_to_its_certificate() {
         "{stderr}"
     );
 }
+
+#[test]
+fn collector_reloads_on_sighup_and_agents_carry_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = Certs::create(&dir.path().join("certs")).unwrap();
+    let port = free_udp_port();
+    let mut collector = Collector::start_on(dir.path(), &certs, "", port).unwrap();
+    let log = dir.path().join("app.log");
+    append(&log, b"before the reload\n");
+    let config = agent_config(dir.path(), &certs, port, &plain_input(&log), "");
+    let _agent = start_agent(dir.path(), &config).unwrap();
+    wait_until(READY_TIMEOUT, "the first line", || {
+        collector.count("*") == 1
+    });
+
+    Command::new("kill")
+        .args(["-HUP", &collector.process.pid().to_string()])
+        .status()
+        .unwrap();
+    collector.process.wait_for_log("configuration reloaded");
+    append(&log, b"after the reload\n");
+    wait_until(READY_TIMEOUT, "the line after the reload", || {
+        collector.count("*") == 2
+    });
+}

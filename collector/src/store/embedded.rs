@@ -104,16 +104,7 @@ impl EmbeddedStore {
     /// Opens the index for writing; the writer runs on a thread of its own.
     pub fn open(path: &Path) -> Result<EmbeddedStore, StoreError> {
         let mut store = EmbeddedStore::open_read_only(path)?;
-        let writer: IndexWriter =
-            store
-                .fields_index
-                .writer(WRITER_HEAP_BYTES)
-                .map_err(|error| {
-                    StoreError::Failed(format!(
-                        "cannot lock embedded index {}: {error}",
-                        path.display()
-                    ))
-                })?;
+        let writer = lock_writer(&store.fields_index, path)?;
         let (sender, receiver) = mpsc::channel(64);
         let fields = fields(&store.fields_index.schema());
         let reader = store.reader.clone();
@@ -171,6 +162,25 @@ impl EmbeddedStore {
             }
         }
         Ok(SearchResult { total, documents })
+    }
+}
+
+/// Takes the index's writer lock. After a configuration reload the previous writer
+/// thread may still be closing, so a busy lock is retried for a few seconds.
+fn lock_writer(index: &Index, path: &Path) -> Result<IndexWriter, StoreError> {
+    let mut attempts = 0;
+    loop {
+        match index.writer(WRITER_HEAP_BYTES) {
+            Ok(writer) => return Ok(writer),
+            Err(tantivy::TantivyError::LockFailure(..)) if attempts < 50 => {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Err(error) => {
+                let reason = format!("cannot lock embedded index {}: {error}", path.display());
+                return Err(StoreError::Failed(reason));
+            }
+        }
     }
 }
 
