@@ -23,6 +23,7 @@ mod watch;
 use anyhow::Context;
 use buffer::DiskBuffer;
 use garonne_common::config::AgentConfig;
+use garonne_common::process::{Request, Signals};
 use garonne_common::wire::{ALPN, Hello};
 use metrics::AgentMetrics;
 use std::path::Path;
@@ -224,25 +225,21 @@ fn spawn_sync(
 
 /// Waits for SIGTERM or SIGINT (stop) or for SIGHUP with a valid new configuration.
 async fn wait_for_ending(path: &Path, current: &AgentConfig) -> Ending {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut terminate), Ok(mut interrupt), Ok(mut hangup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
+    let Ok(mut signals) = Signals::register() else {
+        tracing::error!("cannot listen for signals; stop the agent with SIGKILL");
         std::future::pending::<()>().await;
         return Ending::Stop;
     };
     loop {
-        tokio::select! {
-            _ = terminate.recv() => return Ending::Stop,
-            _ = interrupt.recv() => return Ending::Stop,
-            _ = hangup.recv() => match reload(path, current) {
-                Ok(config) => return Ending::Reload(Box::new(config)),
-                Err(error) => {
-                    tracing::error!(%error, "configuration not reloaded, keeping the running one");
-                }
-            },
+        if signals.next().await == Request::Stop {
+            return Ending::Stop;
+        }
+        match reload(path, current) {
+            Ok(config) => return Ending::Reload(Box::new(config)),
+            Err(error) => {
+                tracing::error!(error = %format!("{error:#}"),
+                    "configuration not reloaded, keeping the running one");
+            }
         }
     }
 }

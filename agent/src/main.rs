@@ -30,21 +30,13 @@ enum Command {
     },
 }
 
-/// Prints an error as one readable message (with its causes) rather than a debug
-/// dump, and exits non-zero.
 fn main() -> std::process::ExitCode {
-    match run_command() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    garonne_common::process::exit_status(run_command())
 }
 
 fn run_command() -> anyhow::Result<()> {
     garonne_common::tls::install_crypto_provider();
-    init_logging();
+    garonne_common::process::init_logging();
     match Cli::parse().command {
         Command::CheckConfig { config } => {
             let loaded = AgentConfig::load(&config)?;
@@ -72,15 +64,4 @@ fn run_command() -> anyhow::Result<()> {
             runtime.block_on(garonne_agent::run(&path, config))
         }
     }
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(colour)
-        .with_writer(std::io::stderr)
-        .init();
 }

@@ -6,6 +6,7 @@ use garonne_collector::server::{self, Collector, CollectorMetrics};
 use garonne_collector::store::{Store, elastic::ElasticStore, embedded::EmbeddedStore};
 use garonne_collector::{alerts, api, certs, pipeline, probes};
 use garonne_common::config::{CollectorConfig, Sink};
+use garonne_common::process::{Request, Signals};
 use garonne_common::wire::ALPN;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -165,21 +166,13 @@ enum CertsCommand {
     },
 }
 
-/// Prints an error as one readable message (with its causes) rather than a debug
-/// dump, and exits non-zero.
 fn main() -> std::process::ExitCode {
-    match run_command() {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    garonne_common::process::exit_status(run_command())
 }
 
 fn run_command() -> anyhow::Result<()> {
     garonne_common::tls::install_crypto_provider();
-    init_logging();
+    garonne_common::process::init_logging();
     match Cli::parse().command {
         Command::CheckConfig { config } => {
             let loaded = CollectorConfig::load(&config)?;
@@ -244,17 +237,6 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")
-}
-
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(colour)
-        .with_writer(std::io::stderr)
-        .init();
 }
 
 fn parse_context(timezone: Option<&str>) -> anyhow::Result<ParseContext> {
@@ -606,26 +588,21 @@ fn select_fields(document: &serde_json::Value, fields: &[String]) -> serde_json:
 
 /// Waits for SIGTERM or SIGINT, or for SIGHUP with a configuration that checks out.
 async fn wait_for_ending(path: &Path) -> Ending {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut terminate), Ok(mut interrupt), Ok(mut hangup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
+    let Ok(mut signals) = Signals::register() else {
+        tracing::error!("cannot listen for signals; stop the collector with SIGKILL");
         std::future::pending::<()>().await;
         return Ending::Stop;
     };
     loop {
-        tokio::select! {
-            _ = terminate.recv() => return Ending::Stop,
-            _ = interrupt.recv() => return Ending::Stop,
-            _ = hangup.recv() => match check_reload(path) {
-                Ok(()) => return Ending::Reload,
-                Err(error) => {
-                    tracing::error!(error = %format!("{error:#}"),
-                        "configuration not reloaded, keeping the running one");
-                }
-            },
+        if signals.next().await == Request::Stop {
+            return Ending::Stop;
+        }
+        match check_reload(path) {
+            Ok(()) => return Ending::Reload,
+            Err(error) => {
+                tracing::error!(error = %format!("{error:#}"),
+                    "configuration not reloaded, keeping the running one");
+            }
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod event;
+pub mod process;
 pub mod tls;
 pub mod units;
 pub mod wire;
