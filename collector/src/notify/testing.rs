@@ -1,5 +1,5 @@
 //! Helpers for tests in this crate: an HTTP receiver that records every request, free
-//! ports, and the test tools installed by `scripts/test.sh`.
+//! ports, and the test tools installed by `tests/run.sh`.
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -124,7 +124,7 @@ pub(crate) fn free_port() -> u16 {
         .unwrap()
 }
 
-/// `.tools/` of the workspace, where `scripts/test.sh` installs the test servers.
+/// `.tools/` of the workspace, where `tests/run.sh` installs the test servers.
 pub(crate) fn tools_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.tools"))
 }
@@ -139,7 +139,7 @@ pub(crate) fn smtp_python() -> PathBuf {
         .unwrap_or(false);
     assert!(
         installed,
-        "aiosmtpd is not installed in {}: run scripts/test.sh, which installs the test tools",
+        "aiosmtpd is not installed in {}: run tests/run.sh, which installs the test tools",
         python.display()
     );
     python

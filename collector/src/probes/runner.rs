@@ -20,6 +20,11 @@ use tokio::sync::{mpsc, watch};
 const DOCUMENT_QUEUE: usize = 4096;
 /// Documents per store write at most.
 const DOCUMENT_BATCH: usize = 500;
+/// How long the first queued document waits for others to share its store write.
+/// Checks trickle in evenly; writing each alone costs the store one commit per check
+/// (measured with 1,000 monitors in the embedded index: 30% of a core, against 6% with
+/// this linger). The price: a check shows up in searches up to this much later.
+const DOCUMENT_LINGER: Duration = Duration::from_secs(5);
 /// Start-up jitter is drawn from the interval, but never longer than this.
 const MAX_JITTER: Duration = Duration::from_secs(60);
 /// Attempts to store one batch while the store is unavailable.
@@ -312,10 +317,11 @@ pub fn notification(
 async fn write_documents(mut queue: mpsc::Receiver<Document>, store: Arc<dyn DocumentSink>) {
     while let Some(first) = queue.recv().await {
         let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + DOCUMENT_LINGER;
         while batch.len() < DOCUMENT_BATCH {
-            match queue.try_recv() {
-                Ok(document) => batch.push(document),
-                Err(_) => break,
+            match tokio::time::timeout_at(deadline, queue.recv()).await {
+                Ok(Some(document)) => batch.push(document),
+                Ok(None) | Err(_) => break,
             }
         }
         let mut attempt = 0;

@@ -657,7 +657,7 @@ async fn start_oidc_provider() -> (tokio::process::Child, String) {
     let module = tools.join("oidc/node_modules/oidc-provider");
     assert!(
         module.exists(),
-        "oidc-provider is not installed in {}: run scripts/test.sh, which installs the test tools",
+        "oidc-provider is not installed in {}: run tests/run.sh, which installs the test tools",
         module.display()
     );
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/oidc/provider.mjs");
@@ -670,7 +670,7 @@ async fn start_oidc_provider() -> (tokio::process::Child, String) {
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
-        .expect("cannot start node (needed for the OpenID provider; see scripts/test.sh)");
+        .expect("cannot start node (needed for the OpenID provider; see tests/run.sh)");
     let stdout = child.stdout.take().unwrap();
     let mut lines = tokio::io::BufReader::new(stdout).lines();
     let ready = tokio::time::timeout(WAIT, async {
