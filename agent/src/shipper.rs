@@ -99,14 +99,22 @@ impl Shipper {
                     match result {
                         Ok(()) => return,
                         Err(error) => {
-                            tracing::warn!(collector = %address, %error, "lost collector connection")
+                            tracing::warn!(
+                                collector = %address,
+                                %error,
+                                "lost collector connection",
+                            )
                         }
                     }
                 }
                 Err(error) => {
                     attempt += 1;
                     let delay = jittered(&mut backoff);
-                    tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "collector unreachable");
+                    tracing::warn!(
+                        %error,
+                        retry_in_ms = delay.as_millis() as u64,
+                        "collector unreachable",
+                    );
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
                         _ = shutdown.changed() => {}
@@ -183,7 +191,11 @@ impl Shipper {
                 AgentMetrics::add(&self.metrics.batches_acknowledged, 1);
             }
             BatchResult::Rejected { reason } => {
-                tracing::error!(sequence, %reason, "collector refused a batch for good, dropping it");
+                tracing::error!(
+                    sequence,
+                    %reason,
+                    "collector refused a batch for good, dropping it",
+                );
                 AgentMetrics::add(&self.metrics.batches_rejected, 1);
             }
             BatchResult::RetryLater { .. } => return Ok(()),
@@ -217,7 +229,11 @@ async fn send_with_retries(
         match send_batch(&connection, &batch.payload).await {
             Ok(BatchResult::RetryLater { reason }) => {
                 let delay = jittered(&mut backoff);
-                tracing::debug!(sequence = batch.sequence, %reason, "collector asked to retry batch");
+                tracing::debug!(
+                    sequence = batch.sequence,
+                    %reason,
+                    "collector asked to retry batch",
+                );
                 tokio::time::sleep(delay).await;
             }
             other => return (batch.sequence, other),

@@ -283,7 +283,10 @@ impl Tailer {
                 tracked.rotated = true;
                 tracked.last_change = Instant::now();
                 AgentMetrics::add(&self.metrics.files_rotated, 1);
-                tracing::info!(path = %tracked.path.display(), "file rotated or deleted, reading it to its end");
+                tracing::info!(
+                    path = %tracked.path.display(),
+                    "file rotated or deleted, reading it to its end",
+                );
             }
         }
     }
@@ -501,7 +504,10 @@ impl Tailer {
             let directory = path.parent().unwrap_or(Path::new("/")).to_path_buf();
             match self.find_by_inode(&directory, &checkpoint) {
                 Some((found, file)) => {
-                    tracing::info!(path = %found.display(), "found a file rotated while stopped, reading it to its end");
+                    tracing::info!(
+                        path = %found.display(),
+                        "found a file rotated while stopped, reading it to its end",
+                    );
                     self.track_orphan(key, file, &checkpoint);
                 }
                 None => {
@@ -739,7 +745,11 @@ impl Tailer {
         let Some(tracked) = self.files.remove(&key) else {
             return Ok(());
         };
-        tracing::info!(path = %tracked.path.display(), offset = tracked.reader.offset(), "file truncated");
+        tracing::info!(
+            path = %tracked.path.display(),
+            offset = tracked.reader.offset(),
+            "file truncated",
+        );
         AgentMetrics::add(&self.metrics.files_truncated, 1);
         let old = Checkpoint {
             identity: tracked.identity,
@@ -790,7 +800,10 @@ impl Tailer {
                 continue; // Its last lines are not buffered yet.
             }
             if let Some(tracked) = self.files.remove(&key) {
-                tracing::info!(path = %tracked.path.display(), "rotated file read to its end, released");
+                tracing::info!(
+                    path = %tracked.path.display(),
+                    "rotated file read to its end, released",
+                );
                 self.buffer.remove_checkpoint(&tracked.identity)?;
             }
         }

@@ -194,7 +194,11 @@ pub async fn serve(
         let Some(incoming) = incoming else { break };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             add(&collector.metrics.connections_refused, 1);
-            tracing::warn!(remote = %incoming.remote_address(), max_connections, "connection limit reached, refusing agent");
+            tracing::warn!(
+                remote = %incoming.remote_address(),
+                max_connections,
+                "connection limit reached, refusing agent",
+            );
             incoming.refuse();
             continue;
         };
@@ -229,7 +233,12 @@ async fn serve_agent(incoming: quinn::Incoming, collector: &Arc<Collector>) -> a
     wire::write_message(&mut send, FrameKind::Welcome, &welcome).await?;
     send.finish()?;
     add(&collector.metrics.connections_accepted, 1);
-    tracing::info!(%remote, agent_id = %hello.agent_id, version = %hello.agent_version, "agent connected");
+    tracing::info!(
+        %remote,
+        agent_id = %hello.agent_id,
+        version = %hello.agent_version,
+        "agent connected",
+    );
     loop {
         let (send, receive) = connection.accept_bi().await?;
         let collector = collector.clone();

@@ -210,7 +210,11 @@ pub fn load_or_set_aside(path: &Path) -> Option<EngineState> {
         Err(error) => {
             let aside = path.with_extension("json.bad");
             let _ = std::fs::rename(path, &aside);
-            tracing::error!(%error, moved_to = %aside.display(), "alert state unreadable, starting empty");
+            tracing::error!(
+                %error,
+                moved_to = %aside.display(),
+                "alert state unreadable, starting empty",
+            );
             None
         }
     }

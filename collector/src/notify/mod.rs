@@ -269,7 +269,11 @@ impl Notifier {
         if !admitted {
             counters.rate_limited.fetch_add(1, Ordering::Relaxed);
             counters.dropped_unannounced.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(channel, key = %notification.key, "notification dropped by the rate limit");
+            tracing::warn!(
+                channel,
+                key = %notification.key,
+                "notification dropped by the rate limit",
+            );
             return Err(NotifyError::RateLimited {
                 channel: channel.to_string(),
                 limit: target.config.rate_limit,
@@ -296,7 +300,12 @@ impl Notifier {
             }
             Err(error) => {
                 counters.failed.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(channel, key = %notification.key, %error, "notification not delivered");
+                tracing::warn!(
+                    channel,
+                    key = %notification.key,
+                    %error,
+                    "notification not delivered",
+                );
             }
         }
         result

@@ -151,14 +151,22 @@ impl StateDir {
             Ok(bytes) => bytes,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return None,
             Err(error) => {
-                tracing::warn!(path = %path.display(), %error, "cannot read monitor state, starting over");
+                tracing::warn!(
+                    path = %path.display(),
+                    %error,
+                    "cannot read monitor state, starting over",
+                );
                 return None;
             }
         };
         match serde_json::from_slice(&bytes) {
             Ok(record) => Some(record),
             Err(error) => {
-                tracing::warn!(path = %path.display(), %error, "monitor state unreadable, starting over");
+                tracing::warn!(
+                    path = %path.display(),
+                    %error,
+                    "monitor state unreadable, starting over",
+                );
                 None
             }
         }

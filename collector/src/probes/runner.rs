@@ -330,7 +330,11 @@ async fn write_documents(mut queue: mpsc::Receiver<Document>, store: Arc<dyn Doc
             match store.write_documents(batch.clone()).await {
                 Ok(_) => break,
                 Err(error @ StoreError::Unavailable(_)) if attempt < STORE_ATTEMPTS => {
-                    tracing::debug!(%error, attempt, "store unavailable for check documents, retrying");
+                    tracing::debug!(
+                        %error,
+                        attempt,
+                        "store unavailable for check documents, retrying",
+                    );
                     tokio::time::sleep(Duration::from_millis(500) * 2u32.pow(attempt)).await;
                 }
                 Err(error) => {

@@ -228,7 +228,11 @@ pub(super) async fn refresh_loop(
         let count = payloads.len();
         let keys: Vec<u64> = payloads.iter().map(|(_, key, _)| *key).collect();
         if let Err(error) = vectors.refresh(payloads).await {
-            tracing::warn!(%error, templates = count, "cannot refresh template payloads, will retry");
+            tracing::warn!(
+                %error,
+                templates = count,
+                "cannot refresh template payloads, will retry",
+            );
             shared
                 .state
                 .lock()

@@ -154,7 +154,11 @@ impl ElasticStore {
                     pending.len()
                 )));
             }
-            tracing::debug!(documents = pending.len(), reason = %last_reason, "retrying bulk request");
+            tracing::debug!(
+                documents = pending.len(),
+                reason = %last_reason,
+                "retrying bulk request",
+            );
             let jitter = 0.5 + rand::random::<f64>() / 2.0;
             tokio::time::sleep(delay.mul_f64(jitter)).await;
             delay = (delay * 2).min(BACKOFF_MAX);
@@ -220,7 +224,11 @@ impl ElasticStore {
                 )));
             }
         }
-        tracing::warn!(documents = refused.len(), first_reason = %refused[0].1, "documents refused by Elasticsearch, written to the dead-letter index");
+        tracing::warn!(
+            documents = refused.len(),
+            first_reason = %refused[0].1,
+            "documents refused by Elasticsearch, written to the dead-letter index",
+        );
         Ok(refused.len())
     }
 
