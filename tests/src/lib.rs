@@ -13,6 +13,7 @@ use anyhow::{Context, bail};
 use std::fs;
 use std::io::Write;
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -105,7 +106,10 @@ pub struct Process {
 impl Process {
     pub fn spawn(name: &str, command: &mut Command, log: PathBuf) -> anyhow::Result<Process> {
         let file = fs::File::create(&log)?;
+        // A process group of its own, so that stopping it also stops what it started
+        // (noida-db's launcher runs the server as a child process).
         let child = command
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(file)
@@ -168,6 +172,8 @@ impl Process {
     /// Kills the process at once (SIGKILL), as a crash would.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
+            let group = format!("-{}", child.id());
+            let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
             let _ = child.kill();
             let _ = child.wait();
         }
