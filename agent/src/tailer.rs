@@ -19,7 +19,6 @@
 //! | truncated and refilled while stopped   | bytes before the checkpoint differ       | read from 0 |
 //! | renamed away while stopped             | checkpoint's inode found in its directory| read to its end under any name |
 //! | copytruncated while stopped            | a sibling starts like the checkpointed file | copy read from the checkpoint to its end |
-//! | copytruncated twice while stopped      | newer `{name}.N` siblings nobody read    | read in full under their own identity |
 //! | symlink and target both matched        | both resolve to one inode                | read once |
 //!
 //! After a truncation the file's `generation` grows and is mixed into its fingerprint,
@@ -36,15 +35,15 @@
 //!
 //! # Known gaps
 //!
-//! A generation of a copytruncated file written and copied away entirely while the
-//! agent was stopped is tied to no checkpoint; it is found by name instead (a sibling
-//! `{name}.N` modified after the checkpoint, see `recover_unseen_generations`), so a
-//! copy renamed to another pattern, or compressed before the agent returns, is missed.
-//! Content that never had a checkpoint is otherwise lost in two cases: a file that was
-//! empty, or had not yet had a batch buffered, when the agent stopped and was renamed
-//! away before it started again; and a file closed for inactivity that was written to
-//! and deleted before it was reopened. A rotated file is also let go with an incomplete
-//! last line unread, since no newline will come.
+//! Content that never had a checkpoint cannot be found once rotated away. This costs
+//! lines in three cases: a generation of a copytruncated file written and copied away
+//! entirely while the agent was stopped (its copy is not tied to any checkpoint; telling
+//! it by name and modification time from copies already read proved unreliable when
+//! rotations follow each other within a clock tick); a file that was empty, or had not
+//! yet had a batch buffered, when the agent stopped and was renamed away before it
+//! started again; and a file closed for inactivity that was written to and deleted
+//! before it was reopened. A rotated file is also let go with an incomplete last line
+//! unread, since no newline will come.
 //!
 //! # Bounds
 //!
@@ -342,73 +341,26 @@ impl Tailer {
         AgentMetrics::add(&self.metrics.files_truncated, 1);
         let directory = path.parent().unwrap_or(Path::new("/"));
         self.recover_from_copy(directory, checkpoint)?;
-        self.recover_unseen_generations(directory, path, checkpoint)?;
         Ok(checkpoint.generation + 1)
     }
 
-    /// A file copytruncated twice while the agent was stopped left a whole generation
-    /// it never saw in a second copy. Such copies are siblings named `{name}.N`,
-    /// modified after the checkpoint was written, that no checkpoint knows and that are
-    /// not the copy [`Self::recover_from_copy`] read: they are read in full under their
-    /// own identity, and checkpointed so that a restart does not read them again.
-    fn recover_unseen_generations(
+    /// Reads a rotated copy from `start.offset` to its end into batches under
+    /// `start.identity` (events keep the `original` path they were written under), each
+    /// buffered with the checkpoint `start` moved to where reading got.
+    fn read_copy(
         &mut self,
-        directory: &Path,
-        path: &Path,
-        checkpoint: &Checkpoint,
+        copy: &Path,
+        file: &File,
+        start: Checkpoint,
+        original: &str,
     ) -> Result<(), TailError> {
-        let Some(name) = path.file_name().and_then(|name| name.to_str()) else {
-            return Ok(());
-        };
-        let prefix = format!("{name}.");
-        let since = UNIX_EPOCH + Duration::from_millis(checkpoint.updated_ms.max(0) as u64);
-        let Ok(entries) = fs::read_dir(directory) else {
-            return Ok(());
-        };
-        let mut copies: Vec<(SystemTime, PathBuf)> = Vec::new();
-        for entry in entries.flatten() {
-            let file_name = entry.file_name().to_string_lossy().into_owned();
-            let numbered = file_name.strip_prefix(&prefix).is_some_and(|suffix| {
-                !suffix.is_empty() && suffix.bytes().all(|b| b.is_ascii_digit())
-            });
-            let Ok(metadata) = entry.metadata() else {
-                continue;
-            };
-            let Ok(modified) = metadata.modified() else {
-                continue;
-            };
-            if numbered && metadata.is_file() && modified >= since {
-                copies.push((modified, entry.path()));
-            }
-        }
-        copies.sort();
-        for (_, copy) in copies {
-            self.read_unseen_copy(&copy, checkpoint)?;
-        }
-        Ok(())
-    }
-
-    fn read_unseen_copy(&mut self, copy: &Path, checkpoint: &Checkpoint) -> Result<(), TailError> {
-        let Ok(file) = File::open(copy) else {
-            return Ok(());
-        };
-        let Ok(Some(identity)) = identity::identify(&file, 0) else {
-            return Ok(());
-        };
-        let key = (identity.device, identity.inode);
-        let known =
-            self.files.contains_key(&key) || self.buffer.checkpoint(key.0, key.1)?.is_some();
-        if known || self.still_holds(&file, checkpoint).unwrap_or(false) {
-            return Ok(());
-        }
-        tracing::info!(copy = %copy.display(), original = %checkpoint.path,
-            "reading a copy of a generation written while the agent was stopped");
-        let (module, max_line_bytes) = self.input_for(Path::new(&checkpoint.path));
-        let mut reader = LineReader::new(0, max_line_bytes);
+        let (module, max_line_bytes) = self.input_for(Path::new(original));
+        let mut reader = LineReader::new(start.offset, max_line_bytes);
+        let key = (start.identity.device, start.identity.inode);
         loop {
-            let chunk = self.builder.chunk_for(&checkpoint.path, identity, module);
+            let chunk = self.builder.chunk_for(original, start.identity, module);
             let outcome =
-                match reader.read_lines(&file, chunk, PASS_BUDGET, usize::MAX, &mut self.scratch) {
+                match reader.read_lines(file, chunk, PASS_BUDGET, usize::MAX, &mut self.scratch) {
                     Ok(outcome) => outcome,
                     Err(error) => {
                         tracing::warn!(copy = %copy.display(), %error, "cannot read rotated copy");
@@ -417,18 +369,13 @@ impl Tailer {
                 };
             self.builder.count(outcome.bytes_read, outcome.lines);
             AgentMetrics::add(&self.metrics.lines_recovered, outcome.lines as u64);
-            let read = Checkpoint {
-                identity,
-                path: copy.to_string_lossy().into_owned(),
+            let reached = Checkpoint {
                 offset: reader.offset(),
-                generation: 0,
-                tail_hash: tail_hash(&file, reader.offset())
-                    .ok()
-                    .flatten()
-                    .unwrap_or(0),
+                tail_hash: tail_hash(file, reader.offset()).ok().flatten().unwrap_or(0),
                 updated_ms: now_millis(),
+                ..start.clone()
             };
-            self.builder.checkpoints.insert(key, read);
+            self.builder.checkpoints.insert(key, reached);
             self.flush(&AtomicBool::new(false))?;
             if outcome.at_end {
                 break;
@@ -596,39 +543,7 @@ impl Tailer {
         };
         tracing::info!(copy = %path.display(), original = %checkpoint.path, offset = checkpoint.offset,
             "recovering lines from the rotated copy of a truncated file");
-        let (module, max_line_bytes) = self.input_for(Path::new(&checkpoint.path));
-        let mut reader = LineReader::new(checkpoint.offset, max_line_bytes);
-        loop {
-            let chunk = self
-                .builder
-                .chunk_for(&checkpoint.path, checkpoint.identity, module);
-            let outcome =
-                match reader.read_lines(&file, chunk, PASS_BUDGET, usize::MAX, &mut self.scratch) {
-                    Ok(outcome) => outcome,
-                    Err(error) => {
-                        tracing::warn!(copy = %path.display(), %error, "cannot read rotated copy");
-                        break;
-                    }
-                };
-            self.builder.count(outcome.bytes_read, outcome.lines);
-            AgentMetrics::add(&self.metrics.lines_recovered, outcome.lines as u64);
-            let recovered = Checkpoint {
-                offset: reader.offset(),
-                tail_hash: tail_hash(&file, reader.offset())
-                    .ok()
-                    .flatten()
-                    .unwrap_or(0),
-                updated_ms: now_millis(),
-                ..checkpoint.clone()
-            };
-            let key = (checkpoint.identity.device, checkpoint.identity.inode);
-            self.builder.checkpoints.insert(key, recovered);
-            self.flush(&AtomicBool::new(false))?;
-            if outcome.at_end {
-                break;
-            }
-        }
-        Ok(())
+        self.read_copy(&path, &file, checkpoint.clone(), &checkpoint.path)
     }
 
     fn find_copy(&self, directory: &Path, checkpoint: &Checkpoint) -> Option<(PathBuf, File)> {
