@@ -371,7 +371,7 @@ async fn builtin_model_ranks_a_paraphrase_above_unrelated_text() {
 /// template fields), over the documents of the eight Loghub systems, on one thread.
 /// Run with `--release --ignored --nocapture`; recorded in docs/templates.md.
 #[test]
-#[ignore]
+#[ignore = "measurement; run in release with --ignored --nocapture"]
 fn observer_throughput_on_loghub() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/loghub");
     let mut batches = Vec::new();
