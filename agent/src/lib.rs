@@ -32,15 +32,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tailer::{Tailer, TailerSettings};
 
-/// The machine's host name, used for `agent.id` and `host.name` unless configured.
-pub fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|name| name.trim().to_string())
-        .ok()
-        .filter(|name| !name.is_empty())
-        .unwrap_or_else(|| "localhost".to_string())
-}
-
 /// How one run of the agent ended.
 enum Ending {
     Stop,
@@ -79,7 +70,11 @@ async fn run_once(
     buffer: &Arc<DiskBuffer>,
     metrics: &Arc<AgentMetrics>,
 ) -> anyhow::Result<Ending> {
-    let host = config.agent.host_name.clone().unwrap_or_else(host_name);
+    let host = config
+        .agent
+        .host_name
+        .clone()
+        .unwrap_or_else(garonne_common::process::host_name);
     let agent_id = config.agent.id.clone().unwrap_or_else(|| host.clone());
     let data_dir = &config.agent.data_dir;
     let new_batch = Arc::new(tokio::sync::Notify::new());

@@ -175,11 +175,7 @@ fn run_command() -> anyhow::Result<()> {
     garonne_common::process::init_logging();
     match Cli::parse().command {
         Command::CheckConfig { config } => {
-            let loaded = CollectorConfig::load(&config)?;
-            alerts::validate(&loaded, &config)?;
-            parse_context(loaded.collector.timezone.as_deref())?;
-            loaded.check_files(&config)?;
-            probes_config(&loaded, &config)?;
+            check_configuration(&config)?;
             println!("{}: configuration is valid", config.display());
             Ok(())
         }
@@ -288,7 +284,7 @@ fn parse_command(module: &str, timezone: Option<&str>, file: Option<&Path>) -> a
         chunk.push(offset, length, text, garonne_common::LineFlags::default());
         offset += length;
     }
-    let host = garonne_agent_host_name();
+    let host = garonne_common::process::host_name();
     let batch = garonne_common::Batch {
         agent_id: host.clone(),
         host_name: host,
@@ -301,12 +297,6 @@ fn parse_command(module: &str, timezone: Option<&str>, file: Option<&Path>) -> a
         stdout.write_all(b"\n")?;
     }
     Ok(())
-}
-
-fn garonne_agent_host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|n| n.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into())
 }
 
 fn open_store(config: &CollectorConfig, read_only: bool) -> anyhow::Result<Store> {
@@ -597,7 +587,7 @@ async fn wait_for_ending(path: &Path) -> Ending {
         if signals.next().await == Request::Stop {
             return Ending::Stop;
         }
-        match check_reload(path) {
+        match check_configuration(path) {
             Ok(()) => return Ending::Reload,
             Err(error) => {
                 tracing::error!(error = %format!("{error:#}"),
@@ -607,7 +597,8 @@ async fn wait_for_ending(path: &Path) -> Ending {
     }
 }
 
-fn check_reload(path: &Path) -> anyhow::Result<()> {
+/// Everything `check-config` checks; a reload is refused unless it all passes.
+fn check_configuration(path: &Path) -> anyhow::Result<()> {
     let config = CollectorConfig::load(path)?;
     alerts::validate(&config, path)?;
     parse_context(config.collector.timezone.as_deref())?;

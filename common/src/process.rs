@@ -28,6 +28,15 @@ pub fn exit_status(result: anyhow::Result<()>) -> std::process::ExitCode {
     }
 }
 
+/// The machine's host name (default `agent.id` and `host.name`).
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_string())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
 /// What an operator asked of the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Request {
