@@ -64,6 +64,43 @@ pub fn build_documents(batch: &Batch, context: &ParseContext) -> (Vec<Document>,
     (documents, report)
 }
 
+/// Reads every line of a batch through its module's parser and keeps nothing: what the
+/// `discard` sink does, to measure transport and parsing alone. Counts exactly as
+/// [`build_documents`] does.
+pub fn parse_only(batch: &Batch, context: &ParseContext) -> BuildReport {
+    let mut report = BuildReport::default();
+    for chunk in &batch.chunks {
+        let format = Format::from_module(chunk.module.name()).unwrap_or(Format::Plain);
+        for line in chunk.lines() {
+            if line.bytes.is_empty() {
+                report.blank_lines += 1;
+                continue;
+            }
+            let (text, _) = line_text(line, &mut report);
+            if !parse::parses(format, &text, context) {
+                report.unparsed += 1;
+            }
+            report.documents += 1;
+        }
+    }
+    report
+}
+
+/// The line as text (invalid bytes replaced) and its flags, counted in `report`.
+fn line_text<'a>(line: Line<'a>, report: &mut BuildReport) -> (Cow<'a, str>, Vec<&'static str>) {
+    let text = String::from_utf8_lossy(line.bytes);
+    let mut flags = Vec::new();
+    if matches!(text, Cow::Owned(_)) {
+        flags.push("invalid_utf8");
+        report.invalid_utf8 += 1;
+    }
+    if line.flags.contains(LineFlags::TRUNCATED) {
+        flags.push("truncated");
+        report.truncated += 1;
+    }
+    (text, flags)
+}
+
 #[allow(clippy::too_many_arguments)]
 fn build_document(
     batch: &Batch,
@@ -75,16 +112,7 @@ fn build_document(
     agent: &Value,
     report: &mut BuildReport,
 ) -> Document {
-    let text = String::from_utf8_lossy(line.bytes);
-    let mut flags = Vec::new();
-    if matches!(text, Cow::Owned(_)) {
-        flags.push("invalid_utf8");
-        report.invalid_utf8 += 1;
-    }
-    if line.flags.contains(LineFlags::TRUNCATED) {
-        flags.push("truncated");
-        report.truncated += 1;
-    }
+    let (text, flags) = line_text(line, report);
     let parsed = match format {
         Format::Syslog => parse::syslog::parse_line(&text, context, read_time),
         other => parse::parse_line(other, &text, context),
@@ -225,6 +253,21 @@ mod tests {
         assert_eq!(first["log.flags"], json!(["invalid_utf8", "truncated"]));
         let second = parse::flatten(&documents[1].body);
         assert_eq!(second["message"], json!("nul \u{0} inside"));
+    }
+
+    #[test]
+    fn parse_only_counts_as_building_documents_does() {
+        let lines: [&[u8]; 5] = [
+            br#"10.0.0.1 - - [04/Dec/2026:10:00:00 +0000] "GET /a HTTP/1.1" 200 5 "-" "curl""#,
+            b"not an access line",
+            b"",
+            b"bad \xff byte",
+            br#"10.0.0.2 - - [31/Feb/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 5 "-" "-""#,
+        ];
+        let batch = batch(Module::ApacheAccess, &lines, LineFlags::TRUNCATED);
+        let (_, built) = build_documents(&batch, &context());
+        assert_eq!(parse_only(&batch, &context()), built);
+        assert_eq!((built.documents, built.unparsed), (4, 3));
     }
 
     #[test]

@@ -10,7 +10,7 @@
 use crate::continuity::{ContinuityTracker, Gap};
 use crate::observe::DocumentObserver;
 use crate::parse::ParseContext;
-use crate::pipeline::build_documents;
+use crate::pipeline::{build_documents, parse_only};
 use crate::store::{Store, StoreError};
 use garonne_common::wire::{self, BatchResult, FrameKind, Hello, Welcome};
 use std::net::SocketAddr;
@@ -77,6 +77,10 @@ impl Collector {
             let batch = wire::decode_batch(&payload)?;
             let lines = batch.line_count();
             collector.check_continuity(&batch);
+            if matches!(collector.store, Store::Discard) {
+                let report = parse_only(&batch, &collector.context);
+                return Ok((lines, Vec::new(), report));
+            }
             let (mut documents, report) = build_documents(&batch, &collector.context);
             for observer in &collector.observers {
                 observer.observe(&batch.agent_id, &mut documents);

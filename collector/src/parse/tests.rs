@@ -135,6 +135,7 @@ fn check_file(log: &Path, format: Format) -> Vec<String> {
     let mut differences = Vec::new();
     for ((offset, line), expected) in lines.iter().zip(&expected) {
         let parsed = parse_line(format, line, &ctx);
+        assert_eq!(parses(format, line, &ctx), parsed.error.is_none(), "{line}");
         let mut doc = parsed.doc;
         insert_path(&mut doc, "input.type", "log".into());
         insert_path(&mut doc, "log.offset", (*offset).into());
@@ -838,6 +839,11 @@ fn no_input_panics() {
             for format in Format::ALL {
                 let parsed = parse_line(format, variant, &ctx);
                 assert!(parsed.error.is_some() || !parsed.doc.is_empty());
+                assert_eq!(
+                    parses(format, variant, &ctx),
+                    parsed.error.is_none(),
+                    "{format:?}: {variant}"
+                );
             }
         }
     }
