@@ -127,8 +127,13 @@ struct WaitingFile {
 }
 
 /// Lines collected for the next batch, and the checkpoints they advance.
+/// Emptied chunks kept for the next batches, so their buffers are not allocated again.
+const SPARE_CHUNKS: usize = 4;
+
 struct BatchBuilder {
     batch: Batch,
+    spare_chunks: Vec<FileChunk>,
+    encoder: wire::BatchEncoder,
     checkpoints: HashMap<InodeKey, Checkpoint>,
     bytes: u64,
     lines: usize,
@@ -786,7 +791,7 @@ impl Tailer {
         if self.builder.lines == 0 && self.builder.checkpoints.is_empty() {
             return Ok(());
         }
-        let payload = wire::encode_batch(&self.builder.batch)?;
+        let payload = self.builder.encoder.encode(&self.builder.batch)?;
         let size = payload.len() as u64 + 1;
         let paused = Instant::now();
         let mut logged = false;
@@ -836,6 +841,8 @@ impl BatchBuilder {
                 host_name: settings.host_name.clone(),
                 chunks: Vec::new(),
             },
+            spare_chunks: Vec::new(),
+            encoder: wire::BatchEncoder::default(),
             checkpoints: HashMap::new(),
             bytes: 0,
             lines: 0,
@@ -851,7 +858,13 @@ impl BatchBuilder {
             .last()
             .is_some_and(|chunk| chunk.identity == identity);
         if !reuse {
-            let chunk = FileChunk::new(path.to_string(), identity, module, now_millis());
+            let chunk = match self.spare_chunks.pop() {
+                Some(mut chunk) => {
+                    chunk.reuse(path, identity, module, now_millis());
+                    chunk
+                }
+                None => FileChunk::new(path.to_string(), identity, module, now_millis()),
+            };
             self.batch.chunks.push(chunk);
         }
         let last = self.batch.chunks.len() - 1;
@@ -892,7 +905,8 @@ impl BatchBuilder {
     }
 
     fn reset(&mut self) {
-        self.batch.chunks.clear();
+        self.spare_chunks.append(&mut self.batch.chunks);
+        self.spare_chunks.truncate(SPARE_CHUNKS);
         self.checkpoints.clear();
         self.bytes = 0;
         self.lines = 0;

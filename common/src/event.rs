@@ -163,6 +163,18 @@ impl FileChunk {
         }
     }
 
+    /// Empties the chunk and gives it to another file, keeping the capacity of its
+    /// buffers, so that a batch after batch reuses them.
+    pub fn reuse(&mut self, path: &str, identity: FileIdentity, module: Module, read_time_ms: i64) {
+        self.path.clear();
+        self.path.push_str(path);
+        self.identity = identity;
+        self.module = module;
+        self.read_time_ms = read_time_ms;
+        self.entries.clear();
+        self.text.clear();
+    }
+
     pub fn push(&mut self, offset: u64, length: u64, bytes: &[u8], flags: LineFlags) {
         self.entries.push(LineEntry {
             offset,
