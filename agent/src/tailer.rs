@@ -820,7 +820,7 @@ impl Tailer {
         }
         let checkpoints: Vec<Checkpoint> = self.builder.checkpoints.values().cloned().collect();
         if self.builder.lines > 0 {
-            self.buffer.append(&payload, &checkpoints)?;
+            self.buffer.append(payload, &checkpoints)?;
             self.new_batch.notify_one();
             AgentMetrics::add(&self.metrics.batches_buffered, 1);
         } else {
