@@ -37,26 +37,27 @@ pub struct BuildReport {
 pub fn build_documents(batch: &Batch, context: &ParseContext) -> (Vec<Document>, BuildReport) {
     let mut report = BuildReport::default();
     let mut documents = Vec::with_capacity(batch.line_count());
-    let agent = agent_fields(batch);
+    let shared = BatchFields {
+        agent: agent_fields(batch),
+        ingested: format_timestamp(Timestamp::now()),
+    };
     for chunk in &batch.chunks {
         let format = Format::from_module(chunk.module.name()).unwrap_or(Format::Plain);
         let read_time =
             Timestamp::from_millisecond(chunk.read_time_ms).unwrap_or_else(|_| Timestamp::now());
+        let identity = chunk.identity.to_string();
         for line in chunk.lines() {
             if line.bytes.is_empty() {
                 report.blank_lines += 1;
                 continue;
             }
-            let document = build_document(
-                batch,
+            let source = LineSource {
                 chunk,
-                line,
+                identity: &identity,
                 format,
                 read_time,
-                context,
-                &agent,
-                &mut report,
-            );
+            };
+            let document = build_document(batch, &source, line, context, &shared, &mut report);
             documents.push(document);
         }
     }
@@ -101,17 +102,34 @@ fn line_text<'a>(line: Line<'a>, report: &mut BuildReport) -> (Cow<'a, str>, Vec
     (text, flags)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn build_document(
-    batch: &Batch,
-    chunk: &FileChunk,
-    line: Line<'_>,
+/// Fields every document of a batch shares, made once per batch.
+struct BatchFields {
+    agent: Value,
+    ingested: String,
+}
+
+/// Where a line comes from, the same for every line of a chunk.
+struct LineSource<'a> {
+    chunk: &'a FileChunk,
+    identity: &'a str,
     format: Format,
     read_time: Timestamp,
+}
+
+fn build_document(
+    batch: &Batch,
+    source: &LineSource<'_>,
+    line: Line<'_>,
     context: &ParseContext,
-    agent: &Value,
+    shared: &BatchFields,
     report: &mut BuildReport,
 ) -> Document {
+    let LineSource {
+        chunk,
+        identity,
+        format,
+        read_time,
+    } = *source;
     let (text, flags) = line_text(line, report);
     let parsed = match format {
         Format::Syslog => parse::syslog::parse_line(&text, context, read_time),
@@ -136,7 +154,7 @@ fn build_document(
     insert_path(
         &mut body,
         "event.ingested",
-        Value::String(format_timestamp(Timestamp::now())),
+        Value::String(shared.ingested.clone()),
     );
     insert_path(&mut body, "log.offset", json!(line.offset));
     insert_path(
@@ -147,7 +165,7 @@ fn build_document(
     insert_path(
         &mut body,
         "log.file.identity",
-        Value::String(chunk.identity.to_string()),
+        Value::String(identity.to_string()),
     );
     if !flags.is_empty() {
         insert_path(&mut body, "log.flags", json!(flags));
@@ -159,7 +177,7 @@ fn build_document(
     );
     insert_path(&mut body, "input.type", Value::String("log".into()));
     insert_path(&mut body, "ecs.version", Value::String(ECS_VERSION.into()));
-    body.insert("agent".into(), agent.clone());
+    body.insert("agent".into(), shared.agent.clone());
     Document {
         id: event_id(&batch.agent_id, &chunk.identity, line.offset),
         dataset: format.dataset(),
