@@ -5,15 +5,42 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 
 /// Logs to stderr (the journal under systemd), filtered by `RUST_LOG` (default `info`),
 /// coloured only on a terminal.
+///
+/// `RUST_LOG` takes a level and per-module levels, as in `warn,garonne_agent=debug`.
+/// A value that does not read is reported and `info` is used.
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let (filter, problem) = log_filter(std::env::var("RUST_LOG").ok().as_deref());
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(colour)
-        .with_writer(std::io::stderr)
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(colour)
+                .with_writer(std::io::stderr),
+        )
+        .with(filter)
         .init();
+    if let Some(problem) = problem {
+        tracing::warn!("{problem}");
+    }
+}
+
+/// The filter `RUST_LOG` asks for, or `info` and why not.
+fn log_filter(setting: Option<&str>) -> (tracing_subscriber::filter::Targets, Option<String>) {
+    let default = || tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO);
+    match setting.map(str::trim).filter(|value| !value.is_empty()) {
+        None => (default(), None),
+        Some(value) => match value.parse() {
+            Ok(filter) => (filter, None),
+            Err(error) => (
+                default(),
+                Some(format!(
+                    "RUST_LOG={value:?} does not read ({error}); logging at info"
+                )),
+            ),
+        },
+    }
 }
 
 /// Runs a command, printing a failure as one readable message with its causes rather
@@ -68,5 +95,26 @@ impl Signals {
             _ = self.interrupt.recv() => Request::Stop,
             _ = self.hangup.recv() => Request::Reload,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_filter;
+    use tracing::Level;
+
+    #[test]
+    fn rust_log_sets_levels_per_module_and_a_bad_value_falls_back_to_info() {
+        let (filter, problem) = log_filter(Some("warn,garonne_agent=debug"));
+        assert!(problem.is_none());
+        assert!(filter.would_enable("garonne_agent::tailer", &Level::DEBUG));
+        assert!(!filter.would_enable("quinn", &Level::INFO));
+        let (filter, problem) = log_filter(None);
+        assert!(problem.is_none());
+        assert!(filter.would_enable("quinn", &Level::INFO));
+        assert!(!filter.would_enable("quinn", &Level::DEBUG));
+        let (filter, problem) = log_filter(Some("garonne_agent=loud"));
+        assert!(problem.unwrap().contains("garonne_agent=loud"));
+        assert!(filter.would_enable("quinn", &Level::INFO));
     }
 }
