@@ -7,8 +7,8 @@
 #
 # Steps: installs rsyslog, zstd, time and syslog-ng's libraries with apt; unpacks
 # syslog-ng (which conflicts with rsyslog as a Debian package) into a folder of its own;
-# builds Garonne in release mode; writes the input (real Apache access lines repeated
-# with varied addresses and times); runs bench/harness.py, which prints a summary and
+# builds Garonne as packaged (see Cargo.toml); writes the input (real Apache access
+# lines repeated with varied addresses and times); runs bench/harness.py, which prints a summary and
 # keeps results.json and summary.md in the results directory.
 #
 # Settings (environment):
@@ -20,9 +20,10 @@
 #   BENCH_SAMPLE      Apache access sample (default ../shared/data/apache-access/apache_logs,
 #                     falling back to packaging/samples/apache-access.log)
 #   BENCH_SKIP_APT=1  do not call apt (the tools are already there)
-#   BENCH_SKIP_BUILD=1 use the release binaries already built
+#   BENCH_SKIP_BUILD=1 use the binaries already built
 #   BENCH_BINARIES    directory holding garonne-agent and garonne-collector to measure
-#                     (default $CARGO_TARGET_DIR/release; implies no build when set)
+#                     (default: copies of the collector's release build and the agent's
+#                     agent-release build in $BENCH_DIR/bin; implies no build when set)
 #   BENCH_EXTRA       further arguments for harness.py (e.g. "--latency-seconds 60")
 #
 # Everything runs on 127.0.0.1 with ports picked at run time; every process started is
@@ -85,10 +86,17 @@ if pgrep -x rsyslogd >/dev/null || pgrep -x syslog-ng >/dev/null; then
     echo "note: a syslog daemon not started by this script is running: $(pgrep -a -x 'rsyslogd|syslog-ng' | tr '\n' ' ')"
 fi
 
-binaries="${BENCH_BINARIES:-$CARGO_TARGET_DIR/release}"
-if [ "${BENCH_SKIP_BUILD:-0}" != 1 ] && [ -z "${BENCH_BINARIES:-}" ]; then
-    echo "== building Garonne (release)"
-    cargo build --release --bins
+# The binaries as packaged: the collector from the release profile, the agent from
+# agent-release (see Cargo.toml), side by side in one directory for the harness.
+binaries="${BENCH_BINARIES:-$bench_dir/bin}"
+if [ -z "${BENCH_BINARIES:-}" ]; then
+    if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
+        echo "== building garonne-collector (release) and garonne-agent (agent-release)"
+        cargo build --release -p garonne-collector
+        cargo build --profile agent-release -p garonne-agent
+    fi
+    mkdir -p "$binaries"
+    cp "$CARGO_TARGET_DIR/release/garonne-collector" "$CARGO_TARGET_DIR/agent-release/garonne-agent" "$binaries/"
 fi
 
 input="$bench_dir/input-$bytes.log"

@@ -77,19 +77,25 @@ main() {
     cargo_deb=$(find_cargo_deb)
     mkdir -p "$output"
 
-    # One cargo build for both binaries, then cargo-deb packs each without rebuilding.
+    # The collector is built with the release profile, the agent with agent-release
+    # (smaller, see Cargo.toml); cargo-deb then packs each without rebuilding.
     # --locked keeps the build on the versions in Cargo.lock.
-    log "building garonne-agent and garonne-collector (release) in $CARGO_TARGET_DIR"
-    (cd "$repo" && cargo build --release --locked -p garonne-agent -p garonne-collector >&2) \
-        || fail "cargo build failed"
+    log "building garonne-collector (release) and garonne-agent (agent-release) in $CARGO_TARGET_DIR"
+    (cd "$repo" && cargo build --release --locked -p garonne-collector >&2) \
+        || fail "cargo build of garonne-collector failed"
+    (cd "$repo" && cargo build --profile agent-release --locked -p garonne-agent >&2) \
+        || fail "cargo build of garonne-agent failed"
 
-    local package arch deb
+    local package profile arch deb
     arch=$(dpkg --print-architecture)
     for package in garonne-agent garonne-collector; do
-        log "packing $package"
+        profile=release
+        [ "$package" = garonne-agent ] && profile=agent-release
+        log "packing $package ($profile)"
         deb=$output/${package}_${version}_${arch}.deb
         rm -f "$deb"
-        (cd "$repo" && "$cargo_deb" --no-build --strip -p "$package" --output "$deb" >&2) \
+        (cd "$repo" && "$cargo_deb" --no-build --strip -p "$package" --profile "$profile" \
+            --output "$deb" >&2) \
             || fail "cargo-deb failed for $package"
         [ -f "$deb" ] || fail "expected $deb, which cargo-deb did not write"
         echo "$deb"
