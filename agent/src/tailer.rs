@@ -51,7 +51,7 @@
 //! then the least recently active, are closed and reopened when they change. Reading
 //! pauses while the disk buffer is full; lines wait in their files.
 
-use crate::buffer::{BufferError, Checkpoint, DiskBuffer};
+use crate::buffer::{BufferError, Checkpoint, DiskBuffer, GenerationHistory, KnownCopies};
 use crate::identity::{self, tail_hash};
 use crate::metrics::AgentMetrics;
 use crate::reader::LineReader;
@@ -673,6 +673,8 @@ impl Tailer {
             generation: tracked.generation,
             tail_hash: tracked.tail_hash.unwrap_or(0),
             updated_ms: now_millis(),
+            history: GenerationHistory::default(),
+            known_copies: KnownCopies::default(),
         };
         let directory = tracked
             .path
@@ -960,6 +962,8 @@ fn checkpoint_of(tracked: &TrackedFile) -> Checkpoint {
         generation: tracked.generation,
         tail_hash: tracked.tail_hash.unwrap_or(0),
         updated_ms: now_millis(),
+        history: GenerationHistory::default(),
+        known_copies: KnownCopies::default(),
     }
 }
 

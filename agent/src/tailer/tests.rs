@@ -413,6 +413,8 @@ fn inode_reuse_decided_by_the_checkpoint() {
         generation: 0,
         tail_hash: 2,
         updated_ms: 0,
+        history: GenerationHistory::default(),
+        known_copies: KnownCopies::default(),
     };
     fixture.buffer().save_checkpoints(&[stale]).unwrap();
     fixture.restart();
