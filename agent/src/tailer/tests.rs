@@ -843,6 +843,9 @@ enum Action {
         copytruncate: bool,
         while_stopped: bool,
     },
+    /// The agent stops; for each entry, that many lines are appended and the file is
+    /// copytruncated; then the agent starts again.
+    CopytruncatesWhileStopped(Vec<usize>),
 }
 
 fn action_strategy() -> impl Strategy<Value = Action> {
@@ -854,11 +857,26 @@ fn action_strategy() -> impl Strategy<Value = Action> {
         2 => (any::<bool>(), any::<bool>()).prop_map(|(copytruncate, while_stopped)| {
             Action::Rotate { copytruncate, while_stopped }
         }),
+        1 => prop::collection::vec(0..4usize, 2..5).prop_map(Action::CopytruncatesWhileStopped),
     ]
+}
+
+/// How rotated files are named.
+#[derive(Debug, Clone, Copy)]
+enum Numbering {
+    /// As logrotate does: the latest is `app.log.1`, older ones are renamed up.
+    NewestFirst,
+    /// `app.log.1` is the oldest and each rotation takes the next number.
+    OldestFirst,
+}
+
+fn numbering_strategy() -> impl Strategy<Value = Numbering> {
+    prop_oneof![Just(Numbering::NewestFirst), Just(Numbering::OldestFirst)]
 }
 
 struct Scenario {
     fixture: Fixture,
+    numbering: Numbering,
     written: Vec<String>,
     rotations: usize,
     /// The current content of app.log has a checkpoint.
@@ -868,13 +886,7 @@ struct Scenario {
 impl Scenario {
     fn apply(&mut self, action: &Action) {
         match action {
-            Action::Append(count) => {
-                let first = self.written.len();
-                self.written
-                    .extend((first..first + count).map(|n| format!("line {n}")));
-                self.fixture
-                    .append("app.log", &refs(&self.written[first..]));
-            }
+            Action::Append(count) => self.append(*count),
             Action::Step => self.step(),
             Action::CrashAfterPoll => {
                 self.fixture.tailer().scan().unwrap();
@@ -886,7 +898,16 @@ impl Scenario {
                 copytruncate,
                 while_stopped,
             } => self.rotate(*copytruncate, *while_stopped),
+            Action::CopytruncatesWhileStopped(appends) => self.copytruncates_while_stopped(appends),
         }
+    }
+
+    fn append(&mut self, count: usize) {
+        let first = self.written.len();
+        self.written
+            .extend((first..first + count).map(|n| format!("line {n}")));
+        self.fixture
+            .append("app.log", &refs(&self.written[first..]));
     }
 
     fn step(&mut self) {
@@ -895,9 +916,26 @@ impl Scenario {
         self.checkpointed = length > 0;
     }
 
+    /// Moves app.log's content to the next rotated name, by rename or by copytruncate.
+    fn rotate_file(&mut self, copytruncate: bool) {
+        self.rotations += 1;
+        let rotated = match self.numbering {
+            Numbering::NewestFirst => {
+                self.fixture.shift_copies("app.log");
+                "app.log.1".to_string()
+            }
+            Numbering::OldestFirst => format!("app.log.{}", self.rotations),
+        };
+        if copytruncate {
+            self.fixture.copytruncate("app.log", &rotated);
+        } else {
+            self.fixture.rename("app.log", &rotated);
+        }
+    }
+
     /// One rotation, after the agent buffered lines of the content it rotates: content
-    /// without a checkpoint cannot be found again once rotated away (see
-    /// copytruncate_twice_while_stopped and the tailer's module doc).
+    /// without a checkpoint cannot be found again once renamed away (see the tailer's
+    /// module doc).
     fn rotate(&mut self, copytruncate: bool, while_stopped: bool) {
         if !self.fixture.path("app.log").exists() {
             return;
@@ -908,16 +946,38 @@ impl Scenario {
         if while_stopped {
             self.fixture.agent = None;
         }
-        self.rotations += 1;
-        let rotated = format!("app.log.{}", self.rotations);
-        if copytruncate {
-            self.fixture.copytruncate("app.log", &rotated);
-        } else {
-            self.fixture.rename("app.log", &rotated);
-        }
+        self.rotate_file(copytruncate);
         if while_stopped {
             self.fixture.start();
         }
+        self.checkpointed = false;
+        self.fixture.step();
+    }
+
+    /// Several copytruncates while the agent is stopped, so that whole generations are
+    /// written and copied away unseen. They are recovered from logrotate's numbering
+    /// only; with copies numbered oldest first the agent sees each rotation (see the
+    /// tailer's module doc).
+    fn copytruncates_while_stopped(&mut self, appends: &[usize]) {
+        if !self.fixture.path("app.log").exists() {
+            return;
+        }
+        if let Numbering::OldestFirst = self.numbering {
+            for &count in appends {
+                self.append(count);
+                self.rotate(true, true);
+            }
+            return;
+        }
+        if !self.checkpointed {
+            self.step();
+        }
+        self.fixture.agent = None;
+        for &count in appends {
+            self.append(count);
+            self.rotate_file(true);
+        }
+        self.fixture.start();
         self.checkpointed = false;
         self.fixture.step();
     }
@@ -940,21 +1000,33 @@ impl Scenario {
     }
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
-
-    #[test]
-    fn every_line_once_through_rotations_and_restarts(
-        actions in prop::collection::vec(action_strategy(), 1..30)
-    ) {
-        run_scenario(&actions);
+/// 32 cases, or as many as `PROPTEST_CASES` asks for a longer run.
+fn scenario_config() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES").ok();
+    let cases = cases.and_then(|cases| cases.parse().ok()).unwrap_or(32);
+    ProptestConfig {
+        cases,
+        ..ProptestConfig::default()
     }
 }
 
-fn run_scenario(actions: &[Action]) {
+proptest! {
+    #![proptest_config(scenario_config())]
+
+    #[test]
+    fn every_line_once_through_rotations_and_restarts(
+        numbering in numbering_strategy(),
+        actions in prop::collection::vec(action_strategy(), 1..30)
+    ) {
+        run_scenario(numbering, &actions);
+    }
+}
+
+fn run_scenario(numbering: Numbering, actions: &[Action]) {
     let fixture = Fixture::new();
     let mut scenario = Scenario {
         fixture,
+        numbering,
         written: Vec::new(),
         rotations: 0,
         checkpointed: false,
@@ -973,10 +1045,82 @@ fn regression_copy_recovered_once_across_a_restart() {
         copytruncate: true,
         while_stopped: false,
     };
-    run_scenario(&[
-        Action::Append(1),
-        Action::Step,
-        Action::Append(1),
+    for numbering in [Numbering::NewestFirst, Numbering::OldestFirst] {
+        run_scenario(
+            numbering,
+            &[
+                Action::Append(1),
+                Action::Step,
+                Action::Append(1),
+                copytruncate.clone(),
+            ],
+        );
+    }
+}
+
+/// Found by the randomised test: with copies numbered oldest first, a file renamed away
+/// and let go sat below the checkpointed copy and was read again as a new generation.
+#[test]
+fn regression_renamed_file_below_the_checkpointed_copy_is_not_read_again() {
+    let rotate = |copytruncate| Action::Rotate {
         copytruncate,
-    ]);
+        while_stopped: false,
+    };
+    run_scenario(
+        Numbering::OldestFirst,
+        &[
+            Action::Append(1),
+            rotate(false),
+            Action::Append(1),
+            rotate(true),
+        ],
+    );
+}
+
+/// Found by the randomised test against recovery that told new copies from old ones by
+/// their modification time: rotations within one clock tick made old copies look new.
+#[test]
+fn regression_copies_rotated_within_a_clock_tick_are_not_read_again() {
+    let rotate = |copytruncate, while_stopped| Action::Rotate {
+        copytruncate,
+        while_stopped,
+    };
+    for numbering in [Numbering::NewestFirst, Numbering::OldestFirst] {
+        run_scenario(
+            numbering,
+            &[
+                Action::Append(5),
+                Action::Append(5),
+                rotate(true, false),
+                Action::Append(2),
+                Action::Append(3),
+                Action::Step,
+                Action::Append(1),
+                rotate(true, true),
+                Action::Step,
+                Action::CrashAfterPoll,
+                rotate(false, false),
+            ],
+        );
+    }
+}
+
+/// Found by the randomised test: app.log was empty at every start, so its checkpoint
+/// kept describing its first generation while more generations were recovered than the
+/// history holds; the next stop's copies were then not recovered.
+#[test]
+fn regression_more_unseen_generations_than_the_history_holds() {
+    let stopped = |appends: &[usize]| Action::CopytruncatesWhileStopped(appends.to_vec());
+    run_scenario(
+        Numbering::NewestFirst,
+        &[
+            Action::Append(1),
+            stopped(&[0, 1]),
+            stopped(&[1, 1]),
+            stopped(&[1, 1, 1]),
+            stopped(&[1, 1]),
+            stopped(&[0, 1]),
+            stopped(&[1, 1, 1]),
+        ],
+    );
 }
