@@ -912,7 +912,9 @@ impl Tailer {
                 continue;
             }
             if tracked.rotated {
-                released.push(*key);
+                if read_to_end(tracked) {
+                    released.push(*key);
+                }
             } else {
                 tracked.file = None;
             }
@@ -1140,6 +1142,14 @@ fn reopen_if_changed(tracked: &mut TrackedFile) -> bool {
         }
         Err(_) => false,
     }
+}
+
+/// Whether the reader has reached the end of the file. A rotated file quiet for
+/// `close_inactive` may still have lines left: reading paused while the buffer was full,
+/// or one pass did not reach its end.
+fn read_to_end(tracked: &TrackedFile) -> bool {
+    let size = tracked.file.as_ref().and_then(|file| file.metadata().ok());
+    size.is_none_or(|metadata| metadata.len() <= tracked.reader.read_position())
 }
 
 /// Whether the file still begins as it did and still holds the bytes before the

@@ -526,6 +526,21 @@ fn copies_numbered_oldest_first_are_not_read_again() {
 }
 
 #[test]
+fn file_renamed_away_while_stopped_with_more_than_a_batch_left_is_read_to_its_end() {
+    let mut fixture = Fixture::new();
+    let first = fixture.append("app.log", &["first 1"]);
+    fixture.step();
+    fixture.agent = None;
+    // A pass stops once it has a batch's worth of lines: 20000 lines take several.
+    let names = lines("written before the rename", 20_000);
+    let unread = fixture.append("app.log", &refs(&names));
+    fixture.rename("app.log", "app.log.1");
+    fixture.start();
+    fixture.step();
+    fixture.assert_buffered(&[first, unread]);
+}
+
+#[test]
 fn delete_while_open_is_read_to_end() {
     let mut fixture = Fixture::with(|settings| settings.close_inactive = Duration::from_secs(3600));
     let first = fixture.append("app.log", &["kept 1"]);
