@@ -458,6 +458,51 @@ fn copytruncate_twice_while_stopped_with_the_middle_copy_compressed() {
     fixture.assert_buffered(&[first, unread, third, last]);
 }
 
+/// The agent stops while a copy of an unseen generation is half read: its first batch
+/// is buffered, the next finds the buffer full at shutdown. The next start resumes the
+/// copy where the first batch ended, and does not read it again in full.
+#[test]
+fn unseen_copy_cut_short_at_shutdown_is_resumed_not_repeated() {
+    let mut fixture = Fixture::new();
+    let first = fixture.append("app.log", &["first 1"]);
+    fixture.step();
+    fixture.agent = None;
+    fixture.logrotate_copytruncate("app.log");
+    // More than one pass of reading (`PASS_BUDGET`), so more than one batch.
+    let padding = "x".repeat(100);
+    let long: Vec<String> = (0..50_000)
+        .map(|index| format!("middle {index:05} {padding}"))
+        .collect();
+    let middle = fixture.append("app.log", &refs(&long));
+    fixture.logrotate_copytruncate("app.log");
+
+    // A buffer with room for one batch, closed as at shutdown: flushes past the first
+    // give up and leave their lines unbuffered.
+    let buffer = DiskBuffer::open(&fixture.directory.path().join("data"), 1);
+    let buffer = Arc::new(buffer.unwrap());
+    buffer.close();
+    let notify = Arc::new(tokio::sync::Notify::new());
+    let metrics = Arc::new(AgentMetrics::default());
+    let settings = fixture.settings.clone();
+    let mut tailer = Tailer::new(settings, buffer.clone(), notify, metrics);
+    tailer.scan().unwrap();
+    fixture.agent = Some((tailer, buffer));
+    fixture.take_buffered();
+    let buffered = fixture.buffered.len();
+    assert!(
+        1 < buffered && buffered < 1 + long.len(),
+        "{buffered} lines buffered"
+    );
+
+    fixture.restart();
+    fixture.step();
+    fixture.restart();
+    fixture.step();
+    fixture.assert_buffered(&[first, middle]);
+    let copy = fixture.identity_of(&long[0]);
+    assert_eq!(copy, fixture.identity_of(&long[long.len() - 1]));
+}
+
 #[test]
 fn copies_older_than_the_checkpointed_one_are_never_read() {
     let mut fixture = Fixture::new();
