@@ -55,8 +55,8 @@ const STORE_CACHE_BYTES: u64 = 2 * 1024 * 1024;
 /// Format version of stored checkpoints, their first byte.
 pub const CHECKPOINT_FORMAT: u8 = 2;
 
-/// The first checkpoint format, without a [`GenerationHistory`]. Its number is the wire
-/// protocol version that checkpoints were tagged with at the time.
+/// The first checkpoint format, without history and known copies. Its number is the
+/// wire protocol version that checkpoints were tagged with at the time.
 const CHECKPOINT_FORMAT_V1: u8 = 1;
 
 /// Errors of the disk buffer.
@@ -183,7 +183,7 @@ impl From<CheckpointV1> for Checkpoint {
 pub struct GenerationHistory(Vec<u64>);
 
 impl GenerationHistory {
-    /// Generations remembered per path. Eight covers a week of daily rotations.
+    /// Generations remembered per file. Eight covers a week of daily rotations.
     pub const CAPACITY: usize = 8;
 
     /// Adds a generation, forgetting the oldest beyond the capacity. A hash already

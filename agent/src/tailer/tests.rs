@@ -404,7 +404,7 @@ fn generation_recovered_while_the_file_stays_empty_is_not_read_again() {
     let middle = fixture.append("app.log", &["middle 1"]);
     fixture.logrotate_copytruncate("app.log");
     // app.log stays empty: its checkpoint still describes the first generation, so each
-    // start finds the truncation again, and the history says app.log.1 was read.
+    // start finds the truncation again, and the checkpoint says app.log.1 was read.
     for _ in 0..3 {
         fixture.start();
         fixture.step();
@@ -435,7 +435,7 @@ fn copytruncate_twice_between_two_reads() {
 }
 
 #[test]
-fn copytruncate_twice_while_stopped_with_the_middle_copy_compressed() {
+fn copytruncate_three_times_while_stopped_with_the_middle_copy_compressed() {
     let mut fixture = Fixture::new();
     let first = fixture.append("app.log", &["first 1"]);
     fixture.step();
@@ -523,7 +523,7 @@ fn copies_older_than_the_checkpointed_one_are_never_read() {
 }
 
 #[test]
-fn unnumbered_copies_are_never_read_without_a_checkpoint() {
+fn siblings_are_never_read_without_a_checkpoint_of_the_file() {
     let mut fixture = Fixture::new();
     fixture.append("app.log.1", &["rotated before the agent"]);
     fixture.append("app.log", &["live 1"]);
@@ -538,9 +538,10 @@ fn unnumbered_copies_are_never_read_without_a_checkpoint() {
 }
 
 /// Copies numbered oldest first (`app.log.1` the oldest), unlike logrotate: the copies
-/// numbered below the checkpointed one are old ones, known from the path's history,
-/// including the file that a rename rotation replaced. Nothing is read twice; the
-/// generation copied away unseen is lost (see the module doc).
+/// numbered below the checkpointed one are old ones, the file that a rename rotation
+/// replaced among them. They were there when the checkpointed generation was first
+/// read, so nothing is read twice; the generation copied away unseen is lost (see the
+/// module doc).
 #[test]
 fn copies_numbered_oldest_first_are_not_read_again() {
     for stopped_at_rename in [false, true] {
