@@ -20,6 +20,7 @@
 //! | renamed away while stopped             | checkpoint's inode found in its directory| read to its end under any name |
 //! | copytruncated while stopped            | a sibling starts like the checkpointed file | copy read from the checkpoint to its end |
 //! | copytruncated again before a read      | newer numbered copies of unread content  | each read in full, once (below) |
+//! | copytruncated, then renamed while stopped | checkpoint's inode found, changed     | copy read from the checkpoint, file from 0 |
 //! | symlink and target both matched        | both resolve to one inode                | read once |
 //!
 //! After a truncation the file's `generation` grows and is mixed into its fingerprint,
@@ -67,14 +68,16 @@
 //!   the latest copy readable.
 //! - A generation copied away unseen when copies are not numbered newest first, or not
 //!   `{name}.N` at all (`dateext`): which copies are new cannot be told from their names.
+//!   Likewise when the file was renamed away after it, before the agent started again:
+//!   newer copies may then be those of the file that replaced it.
 //! - A generation whose first line repeats one of the last eight generations read from the
 //!   file: it is taken for that one and not read.
 //! - While running, a generation copied away before the agent read its first line, right
 //!   after a truncation: it is recovered only if the agent restarts before the file's
 //!   next content is read.
-//! - A file that was empty, or had not yet had a batch buffered, when the agent stopped
-//!   and was rotated away before it started again; and a file closed for inactivity that
-//!   was written to and deleted before it was reopened.
+//! - A file that had no checkpoint yet (it was empty, or none of its lines were buffered)
+//!   when the agent stopped, and was rotated away before it started again; and a file
+//!   closed for inactivity that was written to and deleted before it was reopened.
 //!
 //! A rotated file is also let go with an incomplete last line unread, since no newline
 //! will come.
@@ -538,12 +541,15 @@ impl Tailer {
             let path = PathBuf::from(&checkpoint.path);
             let directory = path.parent().unwrap_or(Path::new("/")).to_path_buf();
             match self.find_by_inode(&directory, &checkpoint) {
-                Some((found, file)) => {
+                Some((found, file)) if self.still_holds(&file, &checkpoint).unwrap_or(false) => {
                     tracing::info!(
                         path = %found.display(),
                         "found a file rotated while stopped, reading it to its end",
                     );
                     self.track_orphan(key, file, &checkpoint);
+                }
+                Some((found, file)) => {
+                    self.resume_truncated_orphan(key, &found, file, &checkpoint)?;
                 }
                 None => {
                     self.recover_from_copy(&directory, &checkpoint)?;
@@ -565,11 +571,61 @@ impl Tailer {
                 continue;
             }
             let file = File::open(entry.path()).ok()?;
-            if self.still_holds(&file, checkpoint).unwrap_or(false) {
-                return Some((entry.path(), file));
-            }
+            return Some((entry.path(), file));
         }
         None
+    }
+
+    /// A file found by inode that no longer holds its checkpoint: copytruncated, written
+    /// to again and renamed away, all while the agent was stopped. Its checkpointed
+    /// content is recovered from its copy, then what the file holds now is read from its
+    /// start as its next generation. Without a copy of the checkpointed content there is
+    /// no sign of a copytruncate (the inode may have been reused by another file), and
+    /// the file is left alone.
+    ///
+    /// Generations copied away unseen in between are not looked for: once the file was
+    /// renamed away, the copies numbered below its checkpointed copy may be those of the
+    /// file that replaced it, read through that file.
+    fn resume_truncated_orphan(
+        &mut self,
+        key: InodeKey,
+        found: &Path,
+        file: File,
+        checkpoint: &Checkpoint,
+    ) -> Result<(), TailError> {
+        let directory = Path::new(&checkpoint.path).parent();
+        let directory = directory.unwrap_or(Path::new("/"));
+        let Some(copy) = self.recover_from_copy(directory, checkpoint)? else {
+            self.buffer.remove_checkpoint(&checkpoint.identity)?;
+            return Ok(());
+        };
+        let mut history = copy.reached.history;
+        let generation = checkpoint.generation + 1;
+        let identity = identity::identify(&file, generation).ok().flatten();
+        let first_line = identity::first_line_hash(&file).ok().flatten();
+        let (Some(identity), Some(first_line)) = (identity, first_line) else {
+            // Empty, or no complete first line: nothing to read.
+            self.buffer.remove_checkpoint(&checkpoint.identity)?;
+            return Ok(());
+        };
+        if history.contains(first_line) {
+            // A generation read before (or one whose first line repeats it).
+            self.buffer.remove_checkpoint(&checkpoint.identity)?;
+            return Ok(());
+        }
+        tracing::info!(path = %found.display(),
+            "found a file truncated and rotated while stopped, reading it from the start");
+        history.remember(first_line);
+        let restarted = Checkpoint {
+            identity,
+            offset: 0,
+            generation,
+            tail_hash: tail_hash(&file, 0).ok().flatten().unwrap_or(0),
+            history,
+            ..checkpoint.clone()
+        };
+        self.track_orphan(key, file, &restarted);
+        Ok(())
     }
 
     /// Follows a file found by inode under another name; its events keep the path

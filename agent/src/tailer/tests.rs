@@ -571,6 +571,43 @@ fn copies_numbered_oldest_first_are_not_read_again() {
     }
 }
 
+/// While the agent is stopped, app.log is copytruncated, written to again and then
+/// renamed away: its checkpointed content is in the copy, its new content in the file
+/// itself under another name.
+#[test]
+fn copytruncated_then_renamed_away_while_stopped() {
+    for newest_first in [true, false] {
+        let mut fixture = Fixture::new();
+        let first = fixture.append("app.log", &["first 1"]);
+        fixture.step();
+        fixture.agent = None;
+        let unread = fixture.append("app.log", &["first 2, unread"]);
+        let (copy, renamed) = if newest_first {
+            fixture.logrotate_copytruncate("app.log");
+            ("app.log.2", "app.log.1")
+        } else {
+            fixture.copytruncate("app.log", "app.log.1");
+            ("app.log.1", "app.log.2")
+        };
+        let refilled = fixture.append("app.log", &["second 1", "second 2"]);
+        if newest_first {
+            fixture.shift_copies("app.log");
+        }
+        fixture.rename("app.log", renamed);
+        assert!(fixture.path(copy).exists());
+        let new = fixture.append("app.log", &["new file 1"]);
+        fixture.start();
+        fixture.step();
+        fixture.restart();
+        fixture.step();
+        fixture.assert_buffered(&[first, unread, refilled, new]);
+        assert_ne!(
+            fixture.identity_of("second 1"),
+            fixture.identity_of("first 1")
+        );
+    }
+}
+
 #[test]
 fn file_renamed_away_while_stopped_with_more_than_a_batch_left_is_read_to_its_end() {
     let mut fixture = Fixture::new();
@@ -905,8 +942,12 @@ enum Action {
         while_stopped: bool,
     },
     /// The agent stops; for each entry, that many lines are appended and the file is
-    /// copytruncated; then the agent starts again.
-    CopytruncatesWhileStopped(Vec<usize>),
+    /// copytruncated; then lines are appended and the file is renamed away, if
+    /// `then_renamed`; then the agent starts again.
+    CopytruncatesWhileStopped {
+        appends: Vec<usize>,
+        then_renamed: bool,
+    },
 }
 
 fn action_strategy() -> impl Strategy<Value = Action> {
@@ -918,7 +959,9 @@ fn action_strategy() -> impl Strategy<Value = Action> {
         2 => (any::<bool>(), any::<bool>()).prop_map(|(copytruncate, while_stopped)| {
             Action::Rotate { copytruncate, while_stopped }
         }),
-        1 => prop::collection::vec(0..4usize, 2..5).prop_map(Action::CopytruncatesWhileStopped),
+        1 => (prop::collection::vec(0..4usize, 2..5), any::<bool>()).prop_map(
+            |(appends, then_renamed)| Action::CopytruncatesWhileStopped { appends, then_renamed }
+        ),
     ]
 }
 
@@ -959,7 +1002,10 @@ impl Scenario {
                 copytruncate,
                 while_stopped,
             } => self.rotate(*copytruncate, *while_stopped),
-            Action::CopytruncatesWhileStopped(appends) => self.copytruncates_while_stopped(appends),
+            Action::CopytruncatesWhileStopped {
+                appends,
+                then_renamed,
+            } => self.copytruncates_while_stopped(appends, *then_renamed),
         }
     }
 
@@ -1016,27 +1062,40 @@ impl Scenario {
     }
 
     /// Several copytruncates while the agent is stopped, so that whole generations are
-    /// written and copied away unseen. They are recovered from logrotate's numbering
-    /// only; with copies numbered oldest first the agent sees each rotation (see the
-    /// tailer's module doc).
-    fn copytruncates_while_stopped(&mut self, appends: &[usize]) {
+    /// written and copied away unseen. With `then_renamed`, the file is then written to
+    /// and renamed away in the same stop as the last copytruncate. Generations copied
+    /// away unseen are recovered only with logrotate's numbering and while the file
+    /// keeps its name (see the tailer's module doc); otherwise the agent sees each
+    /// copytruncate but the last.
+    fn copytruncates_while_stopped(&mut self, appends: &[usize], then_renamed: bool) {
         if !self.fixture.path("app.log").exists() {
             return;
         }
-        if let Numbering::OldestFirst = self.numbering {
+        if matches!(self.numbering, Numbering::NewestFirst) && !then_renamed {
+            if !self.checkpointed {
+                self.step();
+            }
+            self.fixture.agent = None;
             for &count in appends {
+                self.append(count);
+                self.rotate_file(true);
+            }
+        } else {
+            let (last, seen) = appends.split_last().unwrap();
+            for &count in seen {
                 self.append(count);
                 self.rotate(true, true);
             }
-            return;
-        }
-        if !self.checkpointed {
+            // The generation that is copied and then replaced in the file while stopped.
+            self.append((*last).max(1));
             self.step();
-        }
-        self.fixture.agent = None;
-        for &count in appends {
-            self.append(count);
+            self.fixture.agent = None;
+            self.append(1);
             self.rotate_file(true);
+            if then_renamed {
+                self.append(1);
+                self.rotate_file(false);
+            }
         }
         self.fixture.start();
         self.checkpointed = false;
@@ -1171,7 +1230,10 @@ fn regression_copies_rotated_within_a_clock_tick_are_not_read_again() {
 /// history holds; the next stop's copies were then not recovered.
 #[test]
 fn regression_more_unseen_generations_than_the_history_holds() {
-    let stopped = |appends: &[usize]| Action::CopytruncatesWhileStopped(appends.to_vec());
+    let stopped = |appends: &[usize]| Action::CopytruncatesWhileStopped {
+        appends: appends.to_vec(),
+        then_renamed: false,
+    };
     run_scenario(
         Numbering::NewestFirst,
         &[
@@ -1182,6 +1244,26 @@ fn regression_more_unseen_generations_than_the_history_holds() {
             stopped(&[1, 1]),
             stopped(&[0, 1]),
             stopped(&[1, 1, 1]),
+        ],
+    );
+}
+
+/// Found by the randomised test: a file emptied by copytruncate and then renamed away
+/// took the copy of the file that replaced it for a generation of its own.
+#[test]
+fn regression_file_renamed_away_does_not_take_its_successors_copies() {
+    let rotate = |copytruncate| Action::Rotate {
+        copytruncate,
+        while_stopped: false,
+    };
+    run_scenario(
+        Numbering::NewestFirst,
+        &[
+            Action::Append(1),
+            rotate(true),
+            rotate(false),
+            Action::Append(1),
+            rotate(true),
         ],
     );
 }
