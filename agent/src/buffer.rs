@@ -19,6 +19,12 @@
 //! | `batches`     | sequence number, u64 BE       | format version byte, zstd payload     |
 //! | `checkpoints` | device u64 BE, inode u64 BE   | format version byte, postcard [`Checkpoint`] |
 //!
+//! Batches carry the wire protocol version. Checkpoints carry their own format version
+//! ([`CHECKPOINT_FORMAT`]): version 1 had neither [`GenerationHistory`] nor [`KnownCopies`]
+//! and is still read, as a checkpoint with both empty, so an upgraded agent resumes where
+//! the old one stopped. An older agent refuses checkpoints of a newer format rather than
+//! misread them.
+//!
 //! Sequence numbers grow; the pending set and its byte count are kept in memory,
 //! rebuilt by one scan at start-up, so the queue is never scanned over deleted entries.
 //!
@@ -49,13 +55,24 @@ const MEMTABLE_BYTES: u64 = 2 * 1024 * 1024;
 /// Block cache of the store.
 const STORE_CACHE_BYTES: u64 = 1024 * 1024;
 
+/// Format version of stored checkpoints, their first byte.
+pub const CHECKPOINT_FORMAT: u8 = 2;
+
+/// The first checkpoint format, without history and known copies. Its number is the
+/// wire protocol version that checkpoints were tagged with at the time.
+const CHECKPOINT_FORMAT_V1: u8 = 1;
+
 /// Errors of the disk buffer.
 #[derive(Debug, thiserror::Error)]
 pub enum BufferError {
     #[error("disk buffer store failed: {0}")]
     Store(#[from] fjall::Error),
-    #[error("stored record {key} has format version {found}, expected {PROTOCOL_VERSION}")]
-    Version { key: String, found: u8 },
+    #[error("stored record {key} has format version {found}, expected {expected}")]
+    Version {
+        key: String,
+        found: u8,
+        expected: u8,
+    },
     #[error("stored checkpoint {key} does not decode: {reason}")]
     Checkpoint { key: String, reason: String },
 }
@@ -76,6 +93,120 @@ pub struct Checkpoint {
     pub tail_hash: u64,
     /// Milliseconds since the epoch, for pruning checkpoints of long-gone files.
     pub updated_ms: i64,
+    /// The generations already read from this file; see [`GenerationHistory`].
+    pub history: GenerationHistory,
+    /// Copies beside the file that are not to be read as unseen generations; see
+    /// [`KnownCopies`].
+    pub known_copies: KnownCopies,
+}
+
+/// A rotated copy beside a file, known by its inode and first line, so that another
+/// copy on its inode, once it was deleted, is not taken for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KnownCopy {
+    pub inode: u64,
+    /// See [`crate::identity::first_line_hash`].
+    pub first_line_hash: u64,
+}
+
+/// The numbered copies (`{name}.N`) beside a file that hold nothing left to read: those
+/// already there when its current generation was first read, which are older than it
+/// however copies are numbered, and those read since as generations copied away unseen.
+/// Whatever copytruncate makes after the generation was first read is not among them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct KnownCopies(Vec<KnownCopy>);
+
+impl KnownCopies {
+    /// Copies remembered per file, far more than logrotate usually keeps uncompressed;
+    /// beyond it the first remembered are forgotten.
+    pub const LIMIT: usize = 64;
+
+    pub fn remember(&mut self, copy: KnownCopy) {
+        if self.contains(&copy) {
+            return;
+        }
+        self.0.push(copy);
+        let excess = self.0.len().saturating_sub(Self::LIMIT);
+        self.0.drain(..excess);
+    }
+
+    pub fn contains(&self, copy: &KnownCopy) -> bool {
+        self.0.contains(copy)
+    }
+}
+
+impl FromIterator<KnownCopy> for KnownCopies {
+    fn from_iter<I: IntoIterator<Item = KnownCopy>>(copies: I) -> KnownCopies {
+        let mut known = KnownCopies::default();
+        for copy in copies {
+            known.remember(copy);
+        }
+        known
+    }
+}
+
+/// A checkpoint as format version 1 stored it.
+#[derive(Deserialize)]
+struct CheckpointV1 {
+    identity: FileIdentity,
+    path: String,
+    offset: u64,
+    generation: u32,
+    tail_hash: u64,
+    updated_ms: i64,
+}
+
+impl From<CheckpointV1> for Checkpoint {
+    fn from(old: CheckpointV1) -> Checkpoint {
+        Checkpoint {
+            identity: old.identity,
+            path: old.path,
+            offset: old.offset,
+            generation: old.generation,
+            tail_hash: old.tail_hash,
+            updated_ms: old.updated_ms,
+            history: GenerationHistory::default(),
+            known_copies: KnownCopies::default(),
+        }
+    }
+}
+
+/// First-line hashes ([`crate::identity::first_line_hash`]) of the last generations read
+/// from one file, oldest first. A generation is what the file held between two
+/// truncations; the agent reads it through the file, or, when it was written and copied
+/// away entirely while the agent was not looking, through its copy.
+///
+/// A copy that copytruncate made of a generation begins with that generation's first
+/// line, so this tells a copy already read from a copy of content never read. Only the
+/// last [`GenerationHistory::CAPACITY`] generations are kept: a copy is only ever looked
+/// for among those made since the checkpointed generation, which are few.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct GenerationHistory(Vec<u64>);
+
+impl GenerationHistory {
+    /// Generations remembered per file. Eight covers a week of daily rotations.
+    pub const CAPACITY: usize = 8;
+
+    /// Adds a generation, forgetting the oldest beyond the capacity. A hash already
+    /// remembered keeps its place.
+    pub fn remember(&mut self, first_line_hash: u64) {
+        if self.contains(first_line_hash) {
+            return;
+        }
+        self.0.push(first_line_hash);
+        let excess = self.0.len().saturating_sub(Self::CAPACITY);
+        self.0.drain(..excess);
+    }
+
+    pub fn contains(&self, first_line_hash: u64) -> bool {
+        self.0.contains(&first_line_hash)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// A batch as stored and sent.
@@ -226,6 +357,7 @@ impl DiskBuffer {
             return Err(BufferError::Version {
                 key: sequence.to_string(),
                 found,
+                expected: PROTOCOL_VERSION,
             });
         }
         Ok(Some(StoredBatch {
@@ -337,24 +469,28 @@ fn checkpoint_key(identity: &FileIdentity) -> [u8; 16] {
 }
 
 fn encode(checkpoint: &Checkpoint) -> Vec<u8> {
-    let mut value = vec![PROTOCOL_VERSION];
+    let mut value = vec![CHECKPOINT_FORMAT];
     // Encoding a plain struct into a Vec cannot fail.
     value.extend(postcard::to_stdvec(checkpoint).unwrap_or_default());
     value
 }
 
+/// Reads a stored checkpoint of the current format or of an older one.
 fn decode(key: &[u8], value: &[u8]) -> Result<Checkpoint, BufferError> {
     let key_text = || format!("{key:02x?}");
+    let invalid = |error: postcard::Error| BufferError::Checkpoint {
+        key: key_text(),
+        reason: error.to_string(),
+    };
     match value.split_first() {
-        Some((&PROTOCOL_VERSION, body)) => {
-            postcard::from_bytes(body).map_err(|error| BufferError::Checkpoint {
-                key: key_text(),
-                reason: error.to_string(),
-            })
-        }
+        Some((&CHECKPOINT_FORMAT, body)) => postcard::from_bytes(body).map_err(invalid),
+        Some((&CHECKPOINT_FORMAT_V1, body)) => postcard::from_bytes::<CheckpointV1>(body)
+            .map(Checkpoint::from)
+            .map_err(invalid),
         other => Err(BufferError::Version {
             key: key_text(),
             found: other.map(|(version, _)| *version).unwrap_or(0),
+            expected: CHECKPOINT_FORMAT,
         }),
     }
 }

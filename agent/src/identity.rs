@@ -42,6 +42,13 @@ pub fn fingerprint(file: &File, generation: u32) -> io::Result<Option<u64>> {
     Ok(Some(xxh3_64_with_seed(covered, u64::from(generation))))
 }
 
+/// The fingerprint of the file as a first generation: the same for a file and for any
+/// copy of it, whatever generation the file was in when copied. Checkpoints remember
+/// generations by it (see [`crate::buffer::GenerationHistory`]).
+pub fn first_line_hash(file: &File) -> io::Result<Option<u64>> {
+    fingerprint(file, 0)
+}
+
 /// Hash of the bytes just before `offset` (at most [`TAIL_BYTES`]), or `None` if the
 /// file is shorter than `offset`.
 pub fn tail_hash(file: &File, offset: u64) -> io::Result<Option<u64>> {

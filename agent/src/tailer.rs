@@ -19,6 +19,8 @@
 //! | truncated and refilled while stopped   | bytes before the checkpoint differ       | read from 0 |
 //! | renamed away while stopped             | checkpoint's inode found in its directory| read to its end under any name |
 //! | copytruncated while stopped            | a sibling starts like the checkpointed file | copy read from the checkpoint to its end |
+//! | copytruncated again before a read      | newer numbered copies of unread content  | each read in full, once (below) |
+//! | copytruncated, then renamed while stopped | checkpoint's inode found, changed     | copy read from the checkpoint, file from 0 |
 //! | symlink and target both matched        | both resolve to one inode                | read once |
 //!
 //! After a truncation the file's `generation` grows and is mixed into its fingerprint,
@@ -33,17 +35,52 @@
 //! the offset, kept with each file; its recovered lines move the checkpoint to the copy's
 //! end in the same write, so a restart does not recover them twice.
 //!
+//! # Generations copied away unseen
+//!
+//! A generation is what a file holds between two truncations. When copytruncate runs
+//! twice before the agent reads the file again (the agent was stopped, or both rotations
+//! fell between two reads), the generation in between lives only in a copy that no
+//! checkpoint describes. After the checkpointed copy is recovered, such copies are found
+//! by their content and by logrotate's numbering together. A sibling is read when:
+//!
+//! - it is named `{name}.N` (never `.gz`) with `N` below the checkpointed copy's number:
+//!   logrotate numbers copies newest first;
+//! - it was not among the numbered copies beside the file when the checkpointed
+//!   generation was first read (the checkpoint keeps their inodes and first lines), so
+//!   an older copy is never taken for a newer one, however copies are numbered;
+//! - its first line is none of the last generations the checkpoint remembers having
+//!   read, and no checkpoint describes it.
+//!
+//! Each such copy is read in full, oldest first, under its own identity, and remembered
+//! among both in the file's checkpoint, in the same write as its first lines, so it is
+//! read once. A
+//! file without a checkpoint has nothing recovered beside it: nothing shows that its
+//! siblings were ever part of what the agent followed.
+//!
 //! # Known gaps
 //!
-//! Content that never had a checkpoint cannot be found once rotated away. This costs
-//! lines in three cases: a generation of a copytruncated file written and copied away
-//! entirely while the agent was stopped (its copy is not tied to any checkpoint; telling
-//! it by name and modification time from copies already read proved unreliable when
-//! rotations follow each other within a clock tick); a file that was empty, or had not
-//! yet had a batch buffered, when the agent stopped and was renamed away before it
-//! started again; and a file closed for inactivity that was written to and deleted
-//! before it was reopened. A rotated file is also let go with an incomplete last line
-//! unread, since no newline will come.
+//! Content that was never read and is in no copy the agent can find is lost:
+//!
+//! - A generation copied away unseen whose copy was compressed (`{name}.N.gz`) before
+//!   the agent looked: compressed copies are not read. When the checkpointed copy itself
+//!   is compressed or gone, its unread lines are lost too, and newer copies are not
+//!   looked for, since nothing places them after it. logrotate's `delaycompress` keeps
+//!   the latest copy readable.
+//! - A generation copied away unseen when copies are not numbered newest first, or not
+//!   `{name}.N` at all (`dateext`): which copies are new cannot be told from their names.
+//!   Likewise when the file was renamed away after it, before the agent started again:
+//!   newer copies may then be those of the file that replaced it.
+//! - A generation whose first line repeats one of the last eight generations read from the
+//!   file: it is taken for that one and not read.
+//! - While running, a generation copied away before the agent read its first line, right
+//!   after a truncation: it is recovered only if the agent restarts before the file's
+//!   next content is read.
+//! - A file that had no checkpoint yet (it was empty, or none of its lines were buffered)
+//!   when the agent stopped, and was rotated away before it started again; and a file
+//!   closed for inactivity that was written to and deleted before it was reopened.
+//!
+//! A rotated file is also let go with an incomplete last line unread, since no newline
+//! will come.
 //!
 //! # Bounds
 //!
@@ -51,7 +88,9 @@
 //! then the least recently active, are closed and reopened when they change. Reading
 //! pauses while the disk buffer is full; lines wait in their files.
 
-use crate::buffer::{BufferError, Checkpoint, DiskBuffer};
+use crate::buffer::{
+    BufferError, Checkpoint, DiskBuffer, GenerationHistory, KnownCopies, KnownCopy,
+};
 use crate::identity::{self, tail_hash};
 use crate::metrics::AgentMetrics;
 use crate::reader::LineReader;
@@ -113,6 +152,11 @@ struct TrackedFile {
     /// a truncation it tells the file's copy from other siblings that begin alike, and
     /// while reading it notices content replaced under the descriptor.
     tail_hash: Option<u64>,
+    /// Generations read from this file, this one included; saved with the checkpoint.
+    history: GenerationHistory,
+    /// Copies beside the file not to be read as unseen generations; saved with the
+    /// checkpoint.
+    known_copies: KnownCopies,
     last_change: Instant,
     /// The path no longer leads here: read to the end, then let go.
     rotated: bool,
@@ -124,6 +168,22 @@ struct WaitingFile {
     module: Module,
     max_line_bytes: usize,
     generation: u32,
+    /// Generations read from this file before this one.
+    history: GenerationHistory,
+}
+
+/// The copy of a truncated file's checkpointed content, once its unread lines are read.
+struct RecoveredCopy {
+    path: PathBuf,
+    /// The truncated file's checkpoint, moved to the copy's end.
+    reached: Checkpoint,
+}
+
+/// A copy of a generation that was written and rotated away before it was read.
+struct UnseenCopy {
+    path: PathBuf,
+    file: File,
+    identity: FileIdentity,
 }
 
 /// Lines collected for the next batch, and the checkpoints they advance.
@@ -310,15 +370,16 @@ impl Tailer {
             }
         };
         let checkpoint = self.buffer.checkpoint(key.0, key.1)?;
-        let generation = match &checkpoint {
+        let (generation, history) = match &checkpoint {
             Some(checkpoint) => self.check_against_checkpoint(&file, path, checkpoint)?,
-            None => 0,
+            None => (0, GenerationHistory::default()),
         };
         let waiting = WaitingFile {
             path: path.to_path_buf(),
             module: input.module,
             max_line_bytes: input.max_line_bytes.as_usize(),
             generation,
+            history,
         };
         let resume_at = checkpoint
             .filter(|checkpoint| checkpoint.generation == generation)
@@ -329,39 +390,62 @@ impl Tailer {
     }
 
     /// Decides whether a file still is what its checkpoint describes; returns the
-    /// generation to read it under. If it was truncated or replaced, the unread lines
-    /// of its old content are first recovered from a copy beside it, if there is one.
+    /// generation to read it under and the generations read from it. If it was truncated or
+    /// replaced, what it held is first recovered from copies beside it, if there are any.
     fn check_against_checkpoint(
         &mut self,
         file: &File,
         path: &Path,
         checkpoint: &Checkpoint,
-    ) -> Result<u32, TailError> {
+    ) -> Result<(u32, GenerationHistory), TailError> {
         let same_content = self.still_holds(file, checkpoint).unwrap_or(false);
         if same_content {
-            return Ok(checkpoint.generation);
+            return Ok((checkpoint.generation, checkpoint.history.clone()));
         }
         tracing::info!(path = %path.display(), offset = checkpoint.offset,
             "file was truncated or replaced since its checkpoint, reading it from the start");
         AgentMetrics::add(&self.metrics.files_truncated, 1);
+        let history = self.recover_after_truncation(path, checkpoint)?;
+        Ok((checkpoint.generation + 1, history))
+    }
+
+    /// Recovers what a truncation took from the file at `path`: the unread lines of its
+    /// checkpointed content from the copy beside it, then whole generations copied away
+    /// before the agent saw them. Returns the history the file's next generation
+    /// starts from.
+    fn recover_after_truncation(
+        &mut self,
+        path: &Path,
+        checkpoint: &Checkpoint,
+    ) -> Result<GenerationHistory, TailError> {
         let directory = path.parent().unwrap_or(Path::new("/"));
-        self.recover_from_copy(directory, checkpoint)?;
-        Ok(checkpoint.generation + 1)
+        let copy = self.recover_from_copy(directory, checkpoint)?;
+        if Path::new(&checkpoint.path) != path {
+            // The inode was reused by a file at another path: the old file's past says
+            // nothing about this one's.
+            return Ok(GenerationHistory::default());
+        }
+        match copy {
+            Some(copy) => self.recover_unseen_generations(copy),
+            None => Ok(checkpoint.history.clone()),
+        }
     }
 
     /// Reads a rotated copy from `start.offset` to its end into batches under
     /// `start.identity` (events keep the `original` path they were written under), each
-    /// buffered with the checkpoint `start` moved to where reading got.
+    /// buffered with the checkpoint `start` moved to where reading got. Returns the
+    /// checkpoint at the copy's end.
     fn read_copy(
         &mut self,
         copy: &Path,
         file: &File,
         start: Checkpoint,
         original: &str,
-    ) -> Result<(), TailError> {
+    ) -> Result<Checkpoint, TailError> {
         let (module, max_line_bytes) = self.input_for(Path::new(original));
         let mut reader = LineReader::new(start.offset, max_line_bytes);
         let key = (start.identity.device, start.identity.inode);
+        let mut reached = start.clone();
         loop {
             let chunk = self.builder.chunk_for(original, start.identity, module);
             let outcome =
@@ -374,19 +458,19 @@ impl Tailer {
                 };
             self.builder.count(outcome.bytes_read, outcome.lines);
             AgentMetrics::add(&self.metrics.lines_recovered, outcome.lines as u64);
-            let reached = Checkpoint {
+            reached = Checkpoint {
                 offset: reader.offset(),
                 tail_hash: tail_hash(file, reader.offset()).ok().flatten().unwrap_or(0),
                 updated_ms: now_millis(),
                 ..start.clone()
             };
-            self.builder.checkpoints.insert(key, reached);
+            self.builder.checkpoints.insert(key, reached.clone());
             self.flush(&AtomicBool::new(false))?;
             if outcome.at_end {
                 break;
             }
         }
-        Ok(())
+        Ok(reached)
     }
 
     /// Whether `file` begins like the checkpointed file and still holds the bytes just
@@ -425,6 +509,11 @@ impl Tailer {
         tracing::info!(path = %waiting.path.display(), offset = resume_at, "following file");
         AgentMetrics::add(&self.metrics.files_opened, 1);
         let tail_hash = tail_hash(&file, resume_at).ok().flatten();
+        let mut history = waiting.history;
+        if let Ok(Some(first_line)) = identity::first_line_hash(&file) {
+            history.remember(first_line);
+        }
+        let known_copies = copies_beside(&waiting.path);
         self.files.insert(
             key,
             TrackedFile {
@@ -436,6 +525,8 @@ impl Tailer {
                 file: Some(file),
                 reader: LineReader::new(resume_at, waiting.max_line_bytes),
                 tail_hash,
+                history,
+                known_copies,
                 last_change: Instant::now(),
                 rotated: false,
             },
@@ -455,12 +546,15 @@ impl Tailer {
             let path = PathBuf::from(&checkpoint.path);
             let directory = path.parent().unwrap_or(Path::new("/")).to_path_buf();
             match self.find_by_inode(&directory, &checkpoint) {
-                Some((found, file)) => {
+                Some((found, file)) if self.still_holds(&file, &checkpoint).unwrap_or(false) => {
                     tracing::info!(
                         path = %found.display(),
                         "found a file rotated while stopped, reading it to its end",
                     );
                     self.track_orphan(key, file, &checkpoint);
+                }
+                Some((found, file)) => {
+                    self.resume_truncated_orphan(key, &found, file, &checkpoint)?;
                 }
                 None => {
                     self.recover_from_copy(&directory, &checkpoint)?;
@@ -482,11 +576,61 @@ impl Tailer {
                 continue;
             }
             let file = File::open(entry.path()).ok()?;
-            if self.still_holds(&file, checkpoint).unwrap_or(false) {
-                return Some((entry.path(), file));
-            }
+            return Some((entry.path(), file));
         }
         None
+    }
+
+    /// A file found by inode that no longer holds its checkpoint: copytruncated, written
+    /// to again and renamed away, all while the agent was stopped. Its checkpointed
+    /// content is recovered from its copy, then what the file holds now is read from its
+    /// start as its next generation. Without a copy of the checkpointed content there is
+    /// no sign of a copytruncate (the inode may have been reused by another file), and
+    /// the file is left alone.
+    ///
+    /// Generations copied away unseen in between are not looked for: once the file was
+    /// renamed away, the copies numbered below its checkpointed copy may be those of the
+    /// file that replaced it, read through that file.
+    fn resume_truncated_orphan(
+        &mut self,
+        key: InodeKey,
+        found: &Path,
+        file: File,
+        checkpoint: &Checkpoint,
+    ) -> Result<(), TailError> {
+        let directory = Path::new(&checkpoint.path).parent();
+        let directory = directory.unwrap_or(Path::new("/"));
+        let Some(copy) = self.recover_from_copy(directory, checkpoint)? else {
+            self.buffer.remove_checkpoint(&checkpoint.identity)?;
+            return Ok(());
+        };
+        let mut history = copy.reached.history;
+        let generation = checkpoint.generation + 1;
+        let identity = identity::identify(&file, generation).ok().flatten();
+        let first_line = identity::first_line_hash(&file).ok().flatten();
+        let (Some(identity), Some(first_line)) = (identity, first_line) else {
+            // Empty, or no complete first line: nothing to read.
+            self.buffer.remove_checkpoint(&checkpoint.identity)?;
+            return Ok(());
+        };
+        if history.contains(first_line) {
+            // A generation read before (or one whose first line repeats it).
+            self.buffer.remove_checkpoint(&checkpoint.identity)?;
+            return Ok(());
+        }
+        tracing::info!(path = %found.display(),
+            "found a file truncated and rotated while stopped, reading it from the start");
+        history.remember(first_line);
+        let restarted = Checkpoint {
+            identity,
+            offset: 0,
+            generation,
+            tail_hash: tail_hash(&file, 0).ok().flatten().unwrap_or(0),
+            history,
+            ..checkpoint.clone()
+        };
+        self.track_orphan(key, file, &restarted);
+        Ok(())
     }
 
     /// Follows a file found by inode under another name; its events keep the path
@@ -504,6 +648,8 @@ impl Tailer {
                 file: Some(file),
                 reader: LineReader::new(checkpoint.offset, max_line_bytes),
                 tail_hash: Some(checkpoint.tail_hash),
+                history: checkpoint.history.clone(),
+                known_copies: checkpoint.known_copies.clone(),
                 last_change: Instant::now(),
                 rotated: true,
             },
@@ -542,13 +688,132 @@ impl Tailer {
         &mut self,
         directory: &Path,
         checkpoint: &Checkpoint,
-    ) -> Result<(), TailError> {
+    ) -> Result<Option<RecoveredCopy>, TailError> {
         let Some((path, file)) = self.find_copy(directory, checkpoint) else {
-            return Ok(());
+            return Ok(None);
         };
         tracing::info!(copy = %path.display(), original = %checkpoint.path, offset = checkpoint.offset,
             "recovering lines from the rotated copy of a truncated file");
-        self.read_copy(&path, &file, checkpoint.clone(), &checkpoint.path)
+        let reached = self.read_copy(&path, &file, checkpoint.clone(), &checkpoint.path)?;
+        Ok(Some(RecoveredCopy { path, reached }))
+    }
+
+    /// After the checkpointed content was recovered from its copy: copytruncate may have
+    /// run again before the agent saw the file's next content (it was stopped, or two
+    /// rotations fell between two reads), leaving whole generations only in newer
+    /// copies. Each one is read in full, oldest first, and remembered in the history
+    /// that this returns.
+    fn recover_unseen_generations(
+        &mut self,
+        copy: RecoveredCopy,
+    ) -> Result<GenerationHistory, TailError> {
+        let mut reached = copy.reached;
+        let unseen = self.unseen_copies(&copy.path, &reached)?;
+        let original_key = (reached.identity.device, reached.identity.inode);
+        for copy in unseen {
+            tracing::info!(copy = %copy.path.display(), original = %reached.path,
+                "recovering a generation that was rotated away before it was read");
+            // Remembered in the same write as the copy's first lines: a restart neither
+            // reads it again in full nor skips lines of it not yet buffered.
+            reached.history.remember(copy.identity.fingerprint);
+            reached.known_copies.remember(known_copy(copy.identity));
+            reached.updated_ms = now_millis();
+            self.builder
+                .checkpoints
+                .insert(original_key, reached.clone());
+            self.read_unseen_copy(&copy, &reached.path)?;
+        }
+        Ok(reached.history)
+    }
+
+    /// The copies of generations never read, oldest first. logrotate numbers copies
+    /// newest first (`app.log.1` is the latest), so they are among the `{name}.N`
+    /// siblings numbered below the checkpointed copy `anchor`.
+    ///
+    /// Nothing is recovered when the checkpoint remembers no generation: it was written
+    /// before generations and copies were remembered (or describes an unseen copy being
+    /// read), so new copies cannot be told from old ones.
+    fn unseen_copies(
+        &self,
+        anchor: &Path,
+        checkpoint: &Checkpoint,
+    ) -> Result<Vec<UnseenCopy>, TailError> {
+        let name = Path::new(&checkpoint.path).file_name();
+        let name = name.and_then(|name| name.to_str()).unwrap_or_default();
+        let Some(anchor_number) = copy_number(name, anchor) else {
+            return Ok(Vec::new());
+        };
+        if checkpoint.history.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut unseen = Vec::new();
+        for (number, path) in numbered_copies(anchor, name) {
+            if number >= anchor_number {
+                break;
+            }
+            let Ok(file) = File::open(&path) else {
+                continue;
+            };
+            let Ok(Some(identity)) = identity::identify(&file, 0) else {
+                continue; // Empty, or no complete first line: nothing to read.
+            };
+            if !self.is_known_copy(checkpoint, &file, identity)? {
+                unseen.push(UnseenCopy {
+                    path,
+                    file,
+                    identity,
+                });
+            }
+        }
+        unseen.reverse();
+        Ok(unseen)
+    }
+
+    /// Whether a copy beside the file of `checkpoint` is one the agent must not read in
+    /// full: the checkpoint knows it (it was there when the checkpointed generation was
+    /// first read, so it is older however copies are numbered, or it was read since),
+    /// its first line is a generation already read, or it is followed or has a
+    /// checkpoint of its own (it was being read under another name, and is resumed from
+    /// there).
+    fn is_known_copy(
+        &self,
+        checkpoint: &Checkpoint,
+        file: &File,
+        identity: FileIdentity,
+    ) -> Result<bool, TailError> {
+        if checkpoint.known_copies.contains(&known_copy(identity))
+            || checkpoint.history.contains(identity.fingerprint)
+        {
+            return Ok(true);
+        }
+        let key = (identity.device, identity.inode);
+        if self.files.contains_key(&key) || self.waiting.contains_key(&key) {
+            return Ok(true);
+        }
+        let own = self.buffer.checkpoint(key.0, key.1)?;
+        Ok(own.is_some_and(|own| self.still_holds(file, &own).unwrap_or(false)))
+    }
+
+    /// Reads a copy of a generation never read, in full, under the copy's own identity
+    /// (its events keep the `original` path). The copy's checkpoint lets a crash resume
+    /// it where reading got, like any file renamed away; it is dropped once all is read.
+    fn read_unseen_copy(&mut self, copy: &UnseenCopy, original: &str) -> Result<(), TailError> {
+        let start = Checkpoint {
+            identity: copy.identity,
+            path: original.to_string(),
+            offset: 0,
+            generation: 0,
+            tail_hash: tail_hash(&copy.file, 0).ok().flatten().unwrap_or(0),
+            updated_ms: now_millis(),
+            history: GenerationHistory::default(),
+            known_copies: KnownCopies::default(),
+        };
+        self.read_copy(&copy.path, &copy.file, start, original)?;
+        // A flush that gave up at shutdown left lines unbuffered: keep the checkpoint.
+        if self.builder.checkpoints.is_empty() {
+            self.buffer.remove_checkpoint(&copy.identity)?;
+        }
+        Ok(())
     }
 
     fn find_copy(&self, directory: &Path, checkpoint: &Checkpoint) -> Option<(PathBuf, File)> {
@@ -678,18 +943,16 @@ impl Tailer {
             generation: tracked.generation,
             tail_hash: tracked.tail_hash.unwrap_or(0),
             updated_ms: now_millis(),
+            history: tracked.history.clone(),
+            known_copies: tracked.known_copies.clone(),
         };
-        let directory = tracked
-            .path
-            .parent()
-            .unwrap_or(Path::new("/"))
-            .to_path_buf();
-        self.recover_from_copy(&directory, &old)?;
+        let history = self.recover_after_truncation(&tracked.path, &old)?;
         let waiting = WaitingFile {
             path: tracked.path,
             module: tracked.module,
             max_line_bytes: tracked.max_line_bytes,
             generation: tracked.generation + 1,
+            history,
         };
         // Until the new content's first lines are buffered, the checkpoint describes the
         // old content (at the copy's end if a copy was found), and a restart repeats this
@@ -710,7 +973,9 @@ impl Tailer {
                 continue;
             }
             if tracked.rotated {
-                released.push(*key);
+                if read_to_end(tracked) {
+                    released.push(*key);
+                }
             } else {
                 tracked.file = None;
             }
@@ -949,6 +1214,14 @@ fn reopen_if_changed(tracked: &mut TrackedFile) -> bool {
     }
 }
 
+/// Whether the reader has reached the end of the file. A rotated file quiet for
+/// `close_inactive` may still have lines left: reading paused while the buffer was full,
+/// or one pass did not reach its end.
+fn read_to_end(tracked: &TrackedFile) -> bool {
+    let size = tracked.file.as_ref().and_then(|file| file.metadata().ok());
+    size.is_none_or(|metadata| metadata.len() <= tracked.reader.read_position())
+}
+
 /// Whether the file still begins as it did and still holds the bytes before the
 /// reader's offset. A file truncated and refilled past that offset between two reads,
 /// or a new file on a reused inode, does not. A failed read counts as unchanged: the
@@ -974,6 +1247,65 @@ fn checkpoint_of(tracked: &TrackedFile) -> Checkpoint {
         generation: tracked.generation,
         tail_hash: tracked.tail_hash.unwrap_or(0),
         updated_ms: now_millis(),
+        history: tracked.history.clone(),
+        known_copies: tracked.known_copies.clone(),
+    }
+}
+
+/// `N` if `path` is named `{name}.N`, as logrotate names the copies of `name`
+/// (compressed copies, `{name}.N.gz`, are not).
+fn copy_number(name: &str, path: &Path) -> Option<u64> {
+    let file_name = path.file_name()?.to_str()?;
+    let number = file_name.strip_prefix(name)?.strip_prefix('.')?;
+    if number.is_empty() || !number.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    number.parse().ok()
+}
+
+/// The regular files beside `file` named `{name}.N`, lowest number first.
+fn numbered_copies(file: &Path, name: &str) -> Vec<(u64, PathBuf)> {
+    let directory = file.parent().unwrap_or(Path::new("/"));
+    let Ok(entries) = fs::read_dir(directory) else {
+        return Vec::new();
+    };
+    let mut copies: Vec<(u64, PathBuf)> = entries
+        .flatten()
+        .filter(|entry| entry.file_type().is_ok_and(|kind| kind.is_file()))
+        .filter_map(|entry| {
+            let path = entry.path();
+            copy_number(name, &path).map(|number| (number, path))
+        })
+        .collect();
+    copies.sort();
+    copies
+}
+
+/// The numbered copies beside the file at `path` now, as a generation of it is first
+/// read (see [`KnownCopies`]).
+fn copies_beside(path: &Path) -> KnownCopies {
+    let name = path.file_name().and_then(|name| name.to_str());
+    let Some(name) = name else {
+        return KnownCopies::default();
+    };
+    let copies = numbered_copies(path, name)
+        .into_iter()
+        .filter_map(|(_, copy)| {
+            let file = File::open(copy).ok()?;
+            let first_line_hash = identity::first_line_hash(&file).ok()??;
+            let inode = file.metadata().ok()?.ino();
+            Some(KnownCopy {
+                inode,
+                first_line_hash,
+            })
+        });
+    copies.take(KnownCopies::LIMIT).collect()
+}
+
+fn known_copy(identity: FileIdentity) -> KnownCopy {
+    KnownCopy {
+        inode: identity.inode,
+        first_line_hash: identity.fingerprint,
     }
 }
 

@@ -61,7 +61,20 @@ fn checkpoint(file: u64, offset: u64) -> Checkpoint {
         generation: (offset % 3) as u32,
         tail_hash: offset.wrapping_mul(0x9e37_79b9),
         updated_ms: offset as i64,
+        history: history_of(&[file * 31, offset]),
+        known_copies: KnownCopies::from_iter([KnownCopy {
+            inode: file + 100,
+            first_line_hash: offset,
+        }]),
     }
+}
+
+fn history_of(hashes: &[u64]) -> GenerationHistory {
+    let mut history = GenerationHistory::default();
+    for &hash in hashes {
+        history.remember(hash);
+    }
+    history
 }
 
 fn sorted(mut checkpoints: Vec<Checkpoint>) -> Vec<Checkpoint> {
@@ -362,4 +375,73 @@ fn close_releases_a_waiting_reader_without_room() {
     };
     fixture.buffer().close();
     assert!(!waiter.join().unwrap());
+}
+
+#[test]
+fn checkpoint_of_format_1_loads_with_an_empty_history() {
+    let mut fixture = Fixture::new(1024);
+    let current = checkpoint(4, 120);
+    // Format 1 is the same fields without the history, in the same order.
+    let old_fields = (
+        current.identity,
+        current.path.clone(),
+        current.offset,
+        current.generation,
+        current.tail_hash,
+        current.updated_ms,
+    );
+    let mut value = vec![CHECKPOINT_FORMAT_V1];
+    value.extend(postcard::to_stdvec(&old_fields).unwrap());
+    let key = checkpoint_key(&current.identity);
+    fixture.buffer().checkpoints.insert(key, value).unwrap();
+    fixture.reopen();
+    let loaded = fixture.buffer().checkpoint(7, 4).unwrap().unwrap();
+    let expected = Checkpoint {
+        history: GenerationHistory::default(),
+        known_copies: KnownCopies::default(),
+        ..current
+    };
+    assert_eq!(loaded, expected);
+    // Saved again, it takes the current format and keeps what it gains.
+    let mut grown = expected.clone();
+    grown.history.remember(99);
+    fixture.buffer().save_checkpoints(&[grown.clone()]).unwrap();
+    fixture.reopen();
+    assert_eq!(fixture.buffer().checkpoint(7, 4).unwrap(), Some(grown));
+}
+
+#[test]
+fn checkpoint_of_an_unknown_format_is_refused_with_its_version() {
+    let fixture = Fixture::new(1024);
+    let key = checkpoint_key(&checkpoint(5, 0).identity);
+    fixture
+        .buffer()
+        .checkpoints
+        .insert(key, [9u8, 0, 0])
+        .unwrap();
+    let error = fixture.buffer().checkpoint(7, 5).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            BufferError::Version {
+                found: 9,
+                expected: CHECKPOINT_FORMAT,
+                ..
+            }
+        ),
+        "{error}"
+    );
+}
+
+#[test]
+fn generation_history_keeps_the_last_generations_once_each() {
+    let mut history = GenerationHistory::default();
+    for hash in 0..20 {
+        history.remember(hash);
+        history.remember(hash);
+    }
+    let kept = 20 - GenerationHistory::CAPACITY as u64;
+    assert!(!history.contains(kept - 1));
+    assert!((kept..20).all(|hash| history.contains(hash)));
+    assert_eq!(history, history_of(&Vec::from_iter(kept..20)));
 }
