@@ -242,8 +242,11 @@ impl DiskBuffer {
         // Small memtables and cache: batches are written once, read about once and
         // deleted soon, so memory spent caching them buys nothing; the store's defaults
         // (64 MiB per memtable) would make the agent's memory follow its input.
+        // One background worker flushes and compacts: the buffer holds little, and
+        // each thread costs an idle agent memory of its own.
         let database = fjall::Database::builder(directory)
             .cache_size(STORE_CACHE_BYTES)
+            .worker_threads(1)
             .open()?;
         let batches = database.keyspace("batches", || {
             fjall::KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES)

@@ -56,8 +56,11 @@ fn run_command() -> anyhow::Result<()> {
         Command::Run { config: path } => {
             let config = AgentConfig::load(&path)?;
             config.check_files(&path)?;
+            // Reading and compressing run on a thread of their own; the runtime only
+            // sends batches and serves the status file, which one thread keeps up with
+            // at full rate.
             let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
+                .worker_threads(1)
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?;

@@ -13,8 +13,10 @@ pub(crate) fn watch_inputs(
     inputs: &[InputConfig],
     wake: Sender<()>,
 ) -> Option<notify::RecommendedWatcher> {
-    let handler = move |_event: notify::Result<notify::Event>| {
-        let _ = wake.send(());
+    let handler = move |event: notify::Result<notify::Event>| {
+        if event.as_ref().map_or(true, wakes_tailer) {
+            let _ = wake.send(());
+        }
     };
     let mut watcher = match notify::recommended_watcher(handler) {
         Ok(watcher) => watcher,
@@ -34,6 +36,13 @@ pub(crate) fn watch_inputs(
         }
     }
     Some(watcher)
+}
+
+/// Whether an event may mean new lines or files. Opening and reading a file, which the
+/// tailer itself does, must not wake it: each wake-up would read the files again and
+/// cause the next one, and an idle agent would never rest.
+fn wakes_tailer(event: &notify::Event) -> bool {
+    !matches!(event.kind, notify::EventKind::Access(_))
 }
 
 /// The directory holding a pattern's matches, when its wildcards are in the file name
@@ -57,6 +66,30 @@ fn fixed_directory(pattern: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reading_a_file_wakes_nobody_writing_or_renaming_does() {
+        use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RenameMode};
+        use notify::{Event, EventKind};
+        let quiet = [
+            EventKind::Access(AccessKind::Open(AccessMode::Read)),
+            EventKind::Access(AccessKind::Close(AccessMode::Read)),
+            EventKind::Access(AccessKind::Read),
+        ];
+        for kind in quiet {
+            assert!(!wakes_tailer(&Event::new(kind)), "{kind:?}");
+        }
+        let waking = [
+            EventKind::Create(CreateKind::File),
+            EventKind::Modify(ModifyKind::Any),
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+            EventKind::Remove(notify::event::RemoveKind::File),
+            EventKind::Any,
+        ];
+        for kind in waking {
+            assert!(wakes_tailer(&Event::new(kind)), "{kind:?}");
+        }
+    }
 
     #[test]
     fn watches_the_directory_before_the_first_wildcard() {
