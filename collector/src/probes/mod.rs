@@ -17,7 +17,6 @@
 //! agents run them, checks are seen only from the collector's network.
 
 pub mod api;
-pub mod check;
 pub mod config;
 pub mod history;
 pub mod import;
@@ -28,6 +27,8 @@ pub mod state;
 mod tests;
 
 pub use config::{MonitorConfig, MonitorKind, RunOn, parse_monitors};
+/// Running one check; shared with the agents, which run the same code.
+pub use garonne_common::probe::check;
 pub use runner::{DocumentSink, run_monitors};
 pub use state::Status;
 
