@@ -11,6 +11,7 @@ use crate::continuity::{ContinuityTracker, Gap};
 use crate::observe::DocumentObserver;
 use crate::parse::ParseContext;
 use crate::pipeline::build_documents;
+use crate::probes::agents::AgentResults;
 use crate::store::{Store, StoreError};
 use garonne_common::wire::{self, BatchResult, FrameKind, Hello, Welcome};
 use std::net::SocketAddr;
@@ -61,6 +62,8 @@ pub struct Collector {
     pub continuity: std::sync::Mutex<ContinuityTracker>,
     /// Told of every gap found (the alert rules' `loss` kind listens here).
     pub gap_listener: Option<GapListener>,
+    /// Assigns monitors to agents and takes their results.
+    pub agent_monitors: Arc<AgentResults>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +84,7 @@ impl Collector {
             for observer in &collector.observers {
                 observer.observe(&batch.agent_id, &mut documents);
             }
+            documents.extend(collector.agent_monitors.documents(&batch));
             Ok::<_, wire::WireError>((lines, documents, report))
         })
         .await;
@@ -231,12 +235,22 @@ async fn serve_agent(incoming: quinn::Incoming, collector: &Arc<Collector>) -> a
         collector_version: env!("CARGO_PKG_VERSION").to_string(),
     };
     wire::write_message(&mut send, FrameKind::Welcome, &welcome).await?;
-    send.finish()?;
+    let assignment = collector.agent_monitors.assignment(&hello.agent_id);
+    // An agent that predates assignments stops reading after the welcome; that must
+    // not cost it its connection.
+    let assigned = wire::write_message(&mut send, FrameKind::Assignment, &assignment).await;
+    if let Err(error) = assigned
+        .map_err(anyhow::Error::from)
+        .and_then(|()| Ok(send.finish()?))
+    {
+        tracing::debug!(agent_id = %hello.agent_id, %error, "monitor assignment not delivered");
+    }
     add(&collector.metrics.connections_accepted, 1);
     tracing::info!(
         %remote,
         agent_id = %hello.agent_id,
         version = %hello.agent_version,
+        monitors = assignment.monitors.len(),
         "agent connected",
     );
     loop {

@@ -6,6 +6,15 @@
 //! changes, default 1), `retry_interval` (delay between those checks, default: the
 //! interval), `remind_every` (a reminder every N failed checks while down, 0 = never,
 //! the default), `notify` (channel names), `maintenance` (windows), `run_on`.
+//!
+//! `run_on` says who runs the checks: `"collector"` (the default), `"agents"` (every
+//! agent that connects) or a list of agent ids (`["school-12", "school-13"]`), so that
+//! a service is seen from each school's own network. Agents get their monitors when
+//! they connect, keep them while the collector is unreachable and ship the results in
+//! their disk-buffered batches, so an offline agent's results arrive late, oldest
+//! first. Each agent's view has its own state, uptime, row in `monitors status` and
+//! notifications, which name the agent. Secrets of OpenID Connect checks are sent to
+//! the agents that run them and kept in their data directory.
 
 use crate::notify::Secret;
 use crate::notify::table::{TableReader, is_http_url};
@@ -47,6 +56,17 @@ pub enum RunOn {
     AllAgents,
     /// These agents run it.
     Agents(Vec<String>),
+}
+
+impl RunOn {
+    /// Whether the agent called `agent_id` runs the monitor.
+    pub fn includes_agent(&self, agent_id: &str) -> bool {
+        match self {
+            RunOn::Collector => false,
+            RunOn::AllAgents => true,
+            RunOn::Agents(ids) => ids.iter().any(|id| id == agent_id),
+        }
+    }
 }
 
 /// A time when a monitor's failures are expected: checks still run and are stored, but
@@ -203,7 +223,7 @@ fn human(duration: Duration) -> garonne_common::units::HumanDuration {
     garonne_common::units::HumanDuration(duration)
 }
 
-fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 128
         && !name.starts_with('.')
