@@ -6,6 +6,9 @@
 //! agents are served at once; further ones are refused at once so they try another
 //! collector. A batch is answered `Accepted` only after the store made it durable,
 //! `RetryLater` when the store is unavailable, and `Rejected` when it does not decode.
+//!
+//! After its welcome an agent gets the monitors it runs (see `probes::agents`); their
+//! results come back inside its batches and are stored with them.
 
 use crate::continuity::{ContinuityTracker, Gap};
 use crate::observe::DocumentObserver;
@@ -13,6 +16,7 @@ use crate::parse::ParseContext;
 use crate::pipeline::build_documents;
 use crate::probes::agents::AgentResults;
 use crate::store::{Store, StoreError};
+use garonne_common::probe::Assignment;
 use garonne_common::wire::{self, BatchResult, FrameKind, Hello, Welcome};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -237,12 +241,8 @@ async fn serve_agent(incoming: quinn::Incoming, collector: &Arc<Collector>) -> a
     wire::write_message(&mut send, FrameKind::Welcome, &welcome).await?;
     let assignment = collector.agent_monitors.assignment(&hello.agent_id);
     // An agent that predates assignments stops reading after the welcome; that must
-    // not cost it its connection.
-    let assigned = wire::write_message(&mut send, FrameKind::Assignment, &assignment).await;
-    if let Err(error) = assigned
-        .map_err(anyhow::Error::from)
-        .and_then(|()| Ok(send.finish()?))
-    {
+    // not cost it its connection, so a failure here is not the connection's end.
+    if let Err(error) = send_assignment(&mut send, &assignment).await {
         tracing::debug!(agent_id = %hello.agent_id, %error, "monitor assignment not delivered");
     }
     add(&collector.metrics.connections_accepted, 1);
@@ -262,6 +262,16 @@ async fn serve_agent(incoming: quinn::Incoming, collector: &Arc<Collector>) -> a
             }
         });
     }
+}
+
+/// Sends the agent its monitors after the welcome and ends the control stream.
+async fn send_assignment(
+    send: &mut quinn::SendStream,
+    assignment: &Assignment,
+) -> anyhow::Result<()> {
+    wire::write_message(send, FrameKind::Assignment, assignment).await?;
+    send.finish()?;
+    Ok(())
 }
 
 async fn serve_batch(

@@ -276,6 +276,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn every_frame_kind_round_trips_and_unknown_kinds_are_refused() {
+        let kinds = [
+            FrameKind::Hello,
+            FrameKind::Welcome,
+            FrameKind::Batch,
+            FrameKind::BatchResult,
+            FrameKind::Assignment,
+        ];
+        for kind in kinds {
+            let mut buffer = Vec::new();
+            write_frame(&mut buffer, kind, b"payload").await.unwrap();
+            assert_eq!(buffer[..2], [PROTOCOL_VERSION, kind as u8]);
+            let (read_kind, payload) = read_frame(&mut buffer.as_slice()).await.unwrap();
+            assert_eq!((read_kind, payload.as_slice()), (kind, &b"payload"[..]));
+        }
+        let unknown = [PROTOCOL_VERSION, 6, 0, 0, 0, 0];
+        let result = read_frame(&mut unknown.as_slice()).await;
+        assert!(matches!(result, Err(WireError::UnknownKind(6))));
+    }
+
+    #[tokio::test]
     async fn oversized_frame_is_refused_before_reading_it() {
         let mut header = vec![PROTOCOL_VERSION, FrameKind::Batch as u8];
         header.extend_from_slice(&(MAX_FRAME_BYTES as u32 + 1).to_be_bytes());

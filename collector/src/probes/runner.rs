@@ -4,7 +4,7 @@
 use super::check::{CheckResult, Checker};
 use super::config::{MonitorConfig, RunOn};
 use super::history::{MonitorRecord, check_document};
-use super::state::{Event, MonitorState, Rules, Status};
+use super::state::{Event, Rules, Status};
 use super::{Registry, format_duration};
 use crate::notify::{Notification, Notifier, Severity};
 use crate::pipeline::{Document, format_timestamp};
@@ -208,9 +208,10 @@ pub(crate) fn apply_result(
         .maintenance
         .iter()
         .any(|window| window.contains(now));
-    let state: &mut MonitorState = &mut record.state;
-    let before = state.status;
-    let events = state.observe(&result.outcome, in_maintenance, rules, now);
+    let before = record.state.status;
+    let events = record
+        .state
+        .observe(&result.outcome, in_maintenance, rules, now);
     let counted = if in_maintenance {
         Status::Maintenance
     } else {
