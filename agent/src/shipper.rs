@@ -5,6 +5,8 @@
 //! stream and waits for its own result (see `garonne_common::wire`), with up to
 //! `max_in_flight` batches under way. A batch leaves the disk buffer only when the
 //! collector accepted it; after a reconnect, everything not accepted is sent again.
+//! Each handshake also brings the monitors the collector assigns to this agent, handed
+//! to [`AssignedMonitors`] (see [`crate::monitors`]).
 
 use crate::backoff::{Backoff, jittered};
 use crate::buffer::{DiskBuffer, StoredBatch};
