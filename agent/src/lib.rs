@@ -9,12 +9,15 @@
 //! ```
 //!
 //! The tailer runs on a thread of its own (file reads and buffer writes block); the
-//! shipper runs on tokio. They meet only at the [`buffer::DiskBuffer`].
+//! shipper runs on tokio. They meet only at the [`buffer::DiskBuffer`]. The monitors a
+//! collector assigns ([`monitors`]) run on tokio too and put their results into the
+//! same buffer, so they travel like log lines.
 
 pub mod backoff;
 pub mod buffer;
 pub mod identity;
 pub mod metrics;
+pub mod monitors;
 pub mod reader;
 pub mod shipper;
 pub mod tailer;
@@ -92,6 +95,7 @@ async fn run_once(
         &config.collector.key,
         ALPN,
     )?;
+    let assigned = Arc::new(monitors::AssignedMonitors::load(data_dir));
     let shipper = shipper::Shipper::new(
         shipper::ShipperSettings {
             addresses: config.collector.addresses.clone(),
@@ -103,12 +107,20 @@ async fn run_once(
                 host_name: host.clone(),
                 agent_version: env!("CARGO_PKG_VERSION").to_string(),
             },
+            assigned: assigned.clone(),
         },
         buffer.clone(),
         new_batch.clone(),
         metrics.clone(),
     )?;
 
+    let results = Arc::new(monitors::ResultSink {
+        agent_id: agent_id.clone(),
+        host_name: host.clone(),
+        buffer: buffer.clone(),
+        new_batch: new_batch.clone(),
+        metrics: metrics.clone(),
+    });
     let settings = TailerSettings {
         agent_id,
         host_name: host,
@@ -135,6 +147,11 @@ async fn run_once(
         metrics.clone(),
     ));
     let (shutdown_sender, shutdown) = tokio::sync::watch::channel(false);
+    let checking = tokio::spawn(monitors::run_monitors(
+        assigned.subscribe(),
+        results,
+        shutdown.clone(),
+    ));
     let shipping = tokio::spawn(shipper.run(shutdown));
 
     let ending = wait_for_ending(path, config).await;
@@ -144,6 +161,7 @@ async fn run_once(
     let _ = wake.send(());
     let tailer_result = tokio::task::spawn_blocking(move || tailer_thread.join()).await;
     let _ = shutdown_sender.send(true);
+    let _ = checking.await;
     let _ = shipping.await;
     let _ = sync_thread.join();
     buffer.sync()?;

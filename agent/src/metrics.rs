@@ -23,6 +23,10 @@ pub struct AgentMetrics {
     /// 1 while reading is paused on a full buffer, else 0.
     pub reading_paused: AtomicU64,
     pub connections: AtomicU64,
+    /// Results of assigned monitors put into the disk buffer.
+    pub probe_results: AtomicU64,
+    /// Results of assigned monitors dropped because the disk buffer was full.
+    pub probe_results_dropped: AtomicU64,
 }
 
 impl AgentMetrics {
@@ -53,6 +57,8 @@ impl AgentMetrics {
             ("buffer_full_millis", &self.buffer_full_millis),
             ("reading_paused", &self.reading_paused),
             ("connections", &self.connections),
+            ("probe_results", &self.probe_results),
+            ("probe_results_dropped", &self.probe_results_dropped),
         ];
         counters
             .into_iter()

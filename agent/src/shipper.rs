@@ -5,11 +5,15 @@
 //! stream and waits for its own result (see `garonne_common::wire`), with up to
 //! `max_in_flight` batches under way. A batch leaves the disk buffer only when the
 //! collector accepted it; after a reconnect, everything not accepted is sent again.
+//! Each handshake also brings the monitors the collector assigns to this agent, handed
+//! to [`AssignedMonitors`] (see [`crate::monitors`]).
 
 use crate::backoff::{Backoff, jittered};
 use crate::buffer::{DiskBuffer, StoredBatch};
 use crate::metrics::AgentMetrics;
-use garonne_common::wire::{self, BatchResult, FrameKind, Hello, Welcome};
+use crate::monitors::AssignedMonitors;
+use garonne_common::probe::Assignment;
+use garonne_common::wire::{self, BatchResult, FrameKind, Hello, Welcome, WireError};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,6 +48,8 @@ pub struct ShipperSettings {
     pub tls: rustls::ClientConfig,
     pub max_in_flight: usize,
     pub hello: Hello,
+    /// Where the monitors a collector assigns at each connection go.
+    pub assigned: Arc<AssignedMonitors>,
 }
 
 pub struct Shipper {
@@ -152,6 +158,19 @@ impl Shipper {
         wire::write_message(&mut send, FrameKind::Hello, &self.settings.hello).await?;
         let welcome: Welcome = wire::read_message(&mut receive, FrameKind::Welcome).await?;
         tracing::debug!(collector_version = %welcome.collector_version, "collector welcomed agent");
+        match read_assignment(&mut receive).await {
+            Ok(Some(assignment)) => {
+                if let Err(error) = self.settings.assigned.replace(assignment) {
+                    tracing::warn!(%error, "cannot save the monitor assignment, keeping the last one");
+                }
+            }
+            Ok(None) => {
+                tracing::debug!("collector assigns no monitors, keeping the last assignment")
+            }
+            Err(error) => {
+                tracing::warn!(%error, "monitor assignment unreadable, keeping the last one")
+            }
+        }
         Ok((endpoint, connection))
     }
 
@@ -250,6 +269,27 @@ async fn send_batch(
     send.finish()
         .map_err(|error| ShipError::Stream(error.to_string()))?;
     Ok(wire::read_message(&mut receive, FrameKind::BatchResult).await?)
+}
+
+/// The assignment that follows the welcome; `None` from a collector that predates
+/// assignments and ends the control stream after its welcome.
+async fn read_assignment(receive: &mut quinn::RecvStream) -> Result<Option<Assignment>, ShipError> {
+    let read = tokio::time::timeout(CONNECT_TIMEOUT, wire::read_frame(receive)).await;
+    let Ok(read) = read else {
+        return Err(ShipError::Stream(format!(
+            "no monitor assignment within {CONNECT_TIMEOUT:?}"
+        )));
+    };
+    match read {
+        Ok((FrameKind::Assignment, payload)) => Ok(Some(
+            postcard::from_bytes(&payload).map_err(WireError::from)?,
+        )),
+        Ok((kind, _)) => Err(ShipError::Stream(format!(
+            "expected a monitor assignment after the welcome, got a {kind:?} frame"
+        ))),
+        Err(WireError::Io(error)) if error.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+        Err(error) => Err(error.into()),
+    }
 }
 
 async fn resolve(address: &str) -> Result<SocketAddr, ShipError> {

@@ -7,7 +7,7 @@
 //! A collector that starts mid-file takes the first range it sees as the beginning.
 //! State lives in memory: after a restart, checking starts again from what arrives.
 
-use garonne_common::{Batch, FileIdentity};
+use garonne_common::{Batch, FileIdentity, Module};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -48,7 +48,12 @@ pub struct ContinuityTracker {
 impl ContinuityTracker {
     /// Records a batch's lines and returns gaps that just passed the grace period.
     pub fn record(&mut self, batch: &Batch, now: Instant) -> Vec<Gap> {
-        for chunk in &batch.chunks {
+        // Probe results are not a file: their offsets are check times, not bytes.
+        let files = batch
+            .chunks
+            .iter()
+            .filter(|chunk| chunk.module != Module::Probe);
+        for chunk in files {
             let (Some(first), Some(end)) = (chunk.entries.first(), chunk.end()) else {
                 continue;
             };

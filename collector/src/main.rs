@@ -382,6 +382,10 @@ async fn run(path: &Path) -> anyhow::Result<Ending> {
                 service.report_gap(&gap.agent_id, &gap.path, gap.start..gap.end);
             }
         })),
+        agent_monitors: Arc::new(probes::agents::AgentResults::new(
+            monitors.clone(),
+            notifier.clone(),
+        )),
     });
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let api = api::ApiState {

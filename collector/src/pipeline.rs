@@ -3,7 +3,7 @@
 
 use crate::parse::{self, Format, ParseContext, insert_path};
 use garonne_common::event::event_id;
-use garonne_common::{Batch, FileChunk, Line, LineFlags};
+use garonne_common::{Batch, FileChunk, Line, LineFlags, Module};
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 use std::borrow::Cow;
@@ -32,8 +32,10 @@ pub struct BuildReport {
     pub truncated: usize,
 }
 
-/// Builds the documents of every line of a batch. Blank lines carry nothing and are
-/// skipped (and counted); every other line yields exactly one document.
+/// Builds the documents of every log line of a batch. Blank lines carry nothing and
+/// are skipped (and counted); every other line yields exactly one document. Probe
+/// results ([`Module::Probe`] chunks) are not log lines: the monitors take them (see
+/// `probes::agents`).
 pub fn build_documents(batch: &Batch, context: &ParseContext) -> (Vec<Document>, BuildReport) {
     let mut report = BuildReport::default();
     let mut documents = Vec::with_capacity(batch.line_count());
@@ -41,7 +43,7 @@ pub fn build_documents(batch: &Batch, context: &ParseContext) -> (Vec<Document>,
         agent: agent_fields(batch),
         ingested: format_timestamp(Timestamp::now()),
     };
-    for chunk in &batch.chunks {
+    for chunk in log_chunks(batch) {
         let format = Format::from_module(chunk.module.name()).unwrap_or(Format::Plain);
         let read_time =
             Timestamp::from_millisecond(chunk.read_time_ms).unwrap_or_else(|_| Timestamp::now());
@@ -65,12 +67,20 @@ pub fn build_documents(batch: &Batch, context: &ParseContext) -> (Vec<Document>,
     (documents, report)
 }
 
+/// The chunks of a batch that hold log lines, not monitor results.
+fn log_chunks(batch: &Batch) -> impl Iterator<Item = &FileChunk> {
+    batch
+        .chunks
+        .iter()
+        .filter(|chunk| chunk.module != Module::Probe)
+}
+
 /// Reads every line of a batch through its module's parser and keeps nothing: what the
 /// `discard` sink does, to measure transport and parsing alone. Counts exactly as
 /// [`build_documents`] does.
 pub fn parse_only(batch: &Batch, context: &ParseContext) -> BuildReport {
     let mut report = BuildReport::default();
-    for chunk in &batch.chunks {
+    for chunk in log_chunks(batch) {
         let format = Format::from_module(chunk.module.name()).unwrap_or(Format::Plain);
         for line in chunk.lines() {
             if line.bytes.is_empty() {
@@ -207,7 +217,7 @@ pub fn index_name(prefix: &str, dataset: &str, timestamp: Timestamp) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use garonne_common::{FileIdentity, Module};
+    use garonne_common::FileIdentity;
 
     fn batch(module: Module, lines: &[&[u8]], flags: LineFlags) -> Batch {
         let identity = FileIdentity {

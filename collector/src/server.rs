@@ -6,12 +6,17 @@
 //! agents are served at once; further ones are refused at once so they try another
 //! collector. A batch is answered `Accepted` only after the store made it durable,
 //! `RetryLater` when the store is unavailable, and `Rejected` when it does not decode.
+//!
+//! After its welcome an agent gets the monitors it runs (see `probes::agents`); their
+//! results come back inside its batches and are stored with them.
 
 use crate::continuity::{ContinuityTracker, Gap};
 use crate::observe::DocumentObserver;
 use crate::parse::ParseContext;
 use crate::pipeline::{build_documents, parse_only};
+use crate::probes::agents::AgentResults;
 use crate::store::{Store, StoreError};
+use garonne_common::probe::Assignment;
 use garonne_common::wire::{self, BatchResult, FrameKind, Hello, Welcome};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -61,6 +66,8 @@ pub struct Collector {
     pub continuity: std::sync::Mutex<ContinuityTracker>,
     /// Told of every gap found (the alert rules' `loss` kind listens here).
     pub gap_listener: Option<GapListener>,
+    /// Assigns monitors to agents and takes their results.
+    pub agent_monitors: Arc<AgentResults>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,14 +84,16 @@ impl Collector {
             let batch = wire::decode_batch(&payload)?;
             let lines = batch.line_count();
             collector.check_continuity(&batch);
-            if matches!(collector.store, Store::Discard) {
-                let report = parse_only(&batch, &collector.context);
-                return Ok((lines, Vec::new(), report));
-            }
-            let (mut documents, report) = build_documents(&batch, &collector.context);
-            for observer in &collector.observers {
-                observer.observe(&batch.agent_id, &mut documents);
-            }
+            let (mut documents, report) = if matches!(collector.store, Store::Discard) {
+                (Vec::new(), parse_only(&batch, &collector.context))
+            } else {
+                let (mut documents, report) = build_documents(&batch, &collector.context);
+                for observer in &collector.observers {
+                    observer.observe(&batch.agent_id, &mut documents);
+                }
+                (documents, report)
+            };
+            documents.extend(collector.agent_monitors.documents(&batch));
             Ok::<_, wire::WireError>((lines, documents, report))
         })
         .await;
@@ -235,12 +244,18 @@ async fn serve_agent(incoming: quinn::Incoming, collector: &Arc<Collector>) -> a
         collector_version: env!("CARGO_PKG_VERSION").to_string(),
     };
     wire::write_message(&mut send, FrameKind::Welcome, &welcome).await?;
-    send.finish()?;
+    let assignment = collector.agent_monitors.assignment(&hello.agent_id);
+    // An agent that predates assignments stops reading after the welcome; that must
+    // not cost it its connection, so a failure here is not the connection's end.
+    if let Err(error) = send_assignment(&mut send, &assignment).await {
+        tracing::debug!(agent_id = %hello.agent_id, %error, "monitor assignment not delivered");
+    }
     add(&collector.metrics.connections_accepted, 1);
     tracing::info!(
         %remote,
         agent_id = %hello.agent_id,
         version = %hello.agent_version,
+        monitors = assignment.monitors.len(),
         "agent connected",
     );
     loop {
@@ -252,6 +267,16 @@ async fn serve_agent(incoming: quinn::Incoming, collector: &Arc<Collector>) -> a
             }
         });
     }
+}
+
+/// Sends the agent its monitors after the welcome and ends the control stream.
+async fn send_assignment(
+    send: &mut quinn::SendStream,
+    assignment: &Assignment,
+) -> anyhow::Result<()> {
+    wire::write_message(send, FrameKind::Assignment, assignment).await?;
+    send.finish()?;
+    Ok(())
 }
 
 async fn serve_batch(

@@ -26,10 +26,14 @@ pub enum Module {
     /// Any text: the line becomes the message.
     #[serde(rename = "plain")]
     Plain,
+    /// Not a file: results of the monitors an agent runs, one JSON line per check
+    /// (see `probe::ProbeReport`). Never configured on an input.
+    #[serde(rename = "probe")]
+    Probe,
 }
 
 impl Module {
-    /// Every module, in the order documentation lists them.
+    /// Every module an input may name, in the order documentation lists them.
     pub const ALL: [Module; 5] = [
         Module::ApacheAccess,
         Module::ApacheError,
@@ -46,6 +50,7 @@ impl Module {
             Module::Syslog => "syslog",
             Module::Json => "json",
             Module::Plain => "plain",
+            Module::Probe => "probe",
         }
     }
 
@@ -282,5 +287,10 @@ mod tests {
             assert_eq!(Module::from_name(module.name()), Some(module));
         }
         assert_eq!(Module::from_name("apache"), None);
+        assert_eq!(
+            Module::from_name("probe"),
+            None,
+            "no input reads probe results"
+        );
     }
 }

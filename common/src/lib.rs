@@ -1,8 +1,11 @@
 //! Types shared by the Garonne agent and collector: the event model, the wire protocol,
-//! configuration and its validation, and TLS setup.
+//! configuration and its validation, and TLS setup; with the `probes` feature, the
+//! availability checks both of them run.
 
 pub mod config;
 pub mod event;
+#[cfg(feature = "probes")]
+pub mod probe;
 pub mod process;
 pub mod tls;
 pub mod units;

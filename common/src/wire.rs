@@ -17,7 +17,11 @@
 //! # Streams
 //!
 //! An agent opens one QUIC connection to a collector. Its first bidirectional stream is
-//! the control stream: the agent sends [`Hello`], the collector answers [`Welcome`].
+//! the control stream: the agent sends [`Hello`], the collector answers [`Welcome`]
+//! and then an `Assignment` frame: the monitors this agent runs (a postcard
+//! `probe::Assignment`, see the `probes` feature). A collector that predates
+//! assignments ends the stream after `Welcome`; the agent then keeps the monitors it
+//! was last assigned.
 //! Every batch then travels on a bidirectional stream of its own: one `Batch` frame from
 //! the agent, one [`BatchResult`] frame back. QUIC multiplexes those streams, so many
 //! batches are in flight at once without head-of-line blocking, and a result always
@@ -60,6 +64,7 @@ pub enum FrameKind {
     Welcome = 2,
     Batch = 3,
     BatchResult = 4,
+    Assignment = 5,
 }
 
 impl FrameKind {
@@ -69,6 +74,7 @@ impl FrameKind {
             2 => FrameKind::Welcome,
             3 => FrameKind::Batch,
             4 => FrameKind::BatchResult,
+            5 => FrameKind::Assignment,
             _ => return None,
         })
     }
@@ -325,6 +331,27 @@ mod tests {
         buffer[0] = 9;
         let result = read_frame(&mut buffer.as_slice()).await;
         assert!(matches!(result, Err(WireError::Version { found: 9 })));
+    }
+
+    #[tokio::test]
+    async fn every_frame_kind_round_trips_and_unknown_kinds_are_refused() {
+        let kinds = [
+            FrameKind::Hello,
+            FrameKind::Welcome,
+            FrameKind::Batch,
+            FrameKind::BatchResult,
+            FrameKind::Assignment,
+        ];
+        for kind in kinds {
+            let mut buffer = Vec::new();
+            write_frame(&mut buffer, kind, b"payload").await.unwrap();
+            assert_eq!(buffer[..2], [PROTOCOL_VERSION, kind as u8]);
+            let (read_kind, payload) = read_frame(&mut buffer.as_slice()).await.unwrap();
+            assert_eq!((read_kind, payload.as_slice()), (kind, &b"payload"[..]));
+        }
+        let unknown = [PROTOCOL_VERSION, 6, 0, 0, 0, 0];
+        let result = read_frame(&mut unknown.as_slice()).await;
+        assert!(matches!(result, Err(WireError::UnknownKind(6))));
     }
 
     #[tokio::test]

@@ -8,6 +8,7 @@
 pub mod fault_proxy;
 pub mod ollama_standin;
 pub mod qdrant_standin;
+pub mod webhook;
 
 use anyhow::{Context, bail};
 use std::fs;

@@ -3,7 +3,6 @@
 use super::table::{TableReader, is_http_url};
 use lettre::message::Mailbox;
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -20,15 +19,7 @@ pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(1);
 pub const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
 pub const DEFAULT_TELEGRAM_API: &str = "https://api.telegram.org";
 
-/// A value that must never be printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(pub String);
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+pub use garonne_common::probe::Secret;
 
 /// One `[[notify]]` table, checked.
 #[derive(Debug, Clone)]

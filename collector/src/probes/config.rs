@@ -6,12 +6,22 @@
 //! changes, default 1), `retry_interval` (delay between those checks, default: the
 //! interval), `remind_every` (a reminder every N failed checks while down, 0 = never,
 //! the default), `notify` (channel names), `maintenance` (windows), `run_on`.
+//!
+//! `run_on` says who runs the checks: `"collector"` (the default), `"agents"` (every
+//! agent that connects) or a list of agent ids (`["school-12", "school-13"]`), so that
+//! a service is seen from each school's own network. Agents get their monitors when
+//! they connect, keep them while the collector is unreachable and ship the results in
+//! their disk-buffered batches, so an offline agent's results arrive late, oldest
+//! first. Each agent's view has its own state, uptime, row in `monitors status` and
+//! notifications, which name the agent. Secrets of OpenID Connect checks are sent to
+//! the agents that run them and kept in their data directory.
 
 use crate::notify::Secret;
 use crate::notify::table::{TableReader, is_http_url};
+pub use garonne_common::probe::{HttpCheck, MAX_BODY_BYTES, MonitorKind, OidcCheck};
 use jiff::Timestamp;
 use jiff::civil::Time;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 pub const MIN_INTERVAL: Duration = Duration::from_secs(5);
@@ -21,8 +31,6 @@ pub const DEFAULT_RETRIES: u32 = 1;
 pub const DEFAULT_MAX_REDIRECTS: u32 = 10;
 /// Days before a certificate's expiry at which a warning is sent, each once.
 pub const DEFAULT_CERT_EXPIRY_DAYS: [u32; 3] = [21, 14, 7];
-/// Bytes of a response body read at most for keyword and JSON checks.
-pub const MAX_BODY_BYTES: usize = 4 << 20;
 
 /// One checked `[[monitor]]` table.
 #[derive(Debug, Clone)]
@@ -50,76 +58,15 @@ pub enum RunOn {
     Agents(Vec<String>),
 }
 
-#[derive(Debug, Clone)]
-pub enum MonitorKind {
-    Http(HttpCheck),
-    Tcp { host: String, port: u16 },
-    Oidc(OidcCheck),
-}
-
-impl MonitorKind {
-    pub fn type_name(&self) -> &'static str {
+impl RunOn {
+    /// Whether the agent called `agent_id` runs the monitor.
+    pub fn includes_agent(&self, agent_id: &str) -> bool {
         match self {
-            MonitorKind::Http(_) => "http",
-            MonitorKind::Tcp { .. } => "tcp",
-            MonitorKind::Oidc(_) => "oidc",
+            RunOn::Collector => false,
+            RunOn::AllAgents => true,
+            RunOn::Agents(ids) => ids.iter().any(|id| id == agent_id),
         }
     }
-
-    /// Days before certificate expiry that warn; empty for TCP.
-    pub fn cert_expiry_days(&self) -> &[u32] {
-        match self {
-            MonitorKind::Http(check) => &check.cert_expiry_days,
-            MonitorKind::Oidc(check) => &check.cert_expiry_days,
-            MonitorKind::Tcp { .. } => &[],
-        }
-    }
-
-    /// What is watched, for people: a URL or `host:port`.
-    pub fn target(&self) -> String {
-        match self {
-            MonitorKind::Http(check) => check.url.clone(),
-            MonitorKind::Tcp { host, port } => format!("{host}:{port}"),
-            MonitorKind::Oidc(check) => check.issuer.clone(),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct HttpCheck {
-    pub url: String,
-    pub method: String,
-    pub headers: BTreeMap<String, String>,
-    pub body: Option<String>,
-    /// Inclusive ranges of accepted final status codes (default 200-299).
-    pub accepted_statuses: Vec<(u16, u16)>,
-    pub keyword: Option<String>,
-    pub keyword_absent: Option<String>,
-    /// Whether keywords match case-sensitively (default true).
-    pub case_sensitive: bool,
-    /// Dotted path into a JSON response (`status.database`, `items.0.id`).
-    pub json_path: Option<String>,
-    pub json_equals: Option<serde_json::Value>,
-    /// Slower than this (the whole exchange) is DEGRADED.
-    pub degraded_after: Option<Duration>,
-    /// 0 means a redirect is the final answer.
-    pub max_redirects: u32,
-    pub tls_verify: bool,
-    pub cert_expiry_days: Vec<u32>,
-}
-
-#[derive(Debug, Clone)]
-pub struct OidcCheck {
-    /// Issuer URL; the discovery document is at `{issuer}/.well-known/openid-configuration`.
-    pub issuer: String,
-    pub client_id: Option<String>,
-    pub client_secret: Option<Secret>,
-    pub scope: Option<String>,
-    /// `basic` (HTTP Basic, the OAuth default) or `post` (form fields).
-    pub client_auth_post: bool,
-    pub tls_verify: bool,
-    pub degraded_after: Option<Duration>,
-    pub cert_expiry_days: Vec<u32>,
 }
 
 /// A time when a monitor's failures are expected: checks still run and are stored, but
@@ -276,7 +223,7 @@ fn human(duration: Duration) -> garonne_common::units::HumanDuration {
     garonne_common::units::HumanDuration(duration)
 }
 
-fn valid_name(name: &str) -> bool {
+pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 128
         && !name.starts_with('.')

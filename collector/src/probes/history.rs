@@ -1,6 +1,7 @@
 //! What survives a restart, and the documents each check leaves in the store.
 //!
-//! **State files.** Each monitor has `{data_dir}/probes/{name}.json`: its
+//! **State files.** Each monitor has `{data_dir}/probes/{name}.json` (a monitor run by
+//! agents, one `{name}@{agent id}.json` per agent): its
 //! [`MonitorState`] and tallies of checks per hour (last 48 hours) and per day (last
 //! 31 days), from which uptime over 24 h, 7 d and 30 d is computed (in checks, not
 //! seconds; maintenance checks are left out). A file is replaced atomically (written
@@ -13,7 +14,9 @@
 //! `monitor.name`, `monitor.type`, `monitor.status` (this check: up, degraded, down),
 //! `monitor.state` (what the monitor shows), `event.duration` (ns), `url.full`,
 //! `http.response.status_code`, `error.message`, `error.code`,
-//! `tls.server.x509.not_after`.
+//! `tls.server.x509.not_after`, and `observer.type` (`collector` or `agent`). Results
+//! of agents also carry `observer.id` and `agent.*` (id, name) like their log events,
+//! and the event id of their line, so a resent result is stored once.
 
 use super::check::CheckResult;
 use super::config::MonitorConfig;
@@ -41,6 +44,9 @@ pub struct Tally {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MonitorRecord {
     pub name: String,
+    /// The agent whose view of the monitor this is; `None` when the collector runs it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
     #[serde(rename = "type")]
     pub kind: String,
     pub target: String,
@@ -65,9 +71,10 @@ pub struct Uptime {
 }
 
 impl MonitorRecord {
-    pub fn new(monitor: &MonitorConfig, now: Timestamp) -> MonitorRecord {
+    pub fn new(monitor: &MonitorConfig, agent: Option<&str>, now: Timestamp) -> MonitorRecord {
         MonitorRecord {
             name: monitor.name.clone(),
+            agent: agent.map(str::to_string),
             kind: monitor.kind.type_name().to_string(),
             target: monitor.kind.target(),
             state: MonitorState::new(now),
@@ -140,13 +147,37 @@ impl StateDir {
         &self.path
     }
 
-    fn file(&self, name: &str) -> PathBuf {
-        self.path.join(format!("{name}.json"))
+    fn file_stem(name: &str, agent: Option<&str>) -> String {
+        match agent {
+            Some(agent) => format!("{name}@{agent}"),
+            None => name.to_string(),
+        }
     }
 
-    /// The record of `name`, if one was saved and can be read.
-    pub fn load(&self, name: &str) -> Option<MonitorRecord> {
-        let path = self.file(name);
+    /// The agents that have a saved record of monitor `name`, in order.
+    pub fn agents_of(&self, name: &str) -> Vec<String> {
+        let prefix = format!("{name}@");
+        let Ok(entries) = std::fs::read_dir(&self.path) else {
+            return Vec::new();
+        };
+        let mut agents: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter_map(|entry| {
+                let file_name = entry.file_name().into_string().ok()?;
+                let stem = file_name.strip_suffix(".json")?;
+                Some(stem.strip_prefix(&prefix)?.to_string())
+            })
+            .collect();
+        agents.sort();
+        agents
+    }
+
+    /// The record of monitor `name` (as seen by `agent`), if one was saved and can be
+    /// read.
+    pub fn load(&self, name: &str, agent: Option<&str>) -> Option<MonitorRecord> {
+        let path = self
+            .path
+            .join(format!("{}.json", StateDir::file_stem(name, agent)));
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return None,
@@ -174,8 +205,9 @@ impl StateDir {
 
     /// Replaces the record atomically; `sync` also flushes it to disk.
     pub fn save(&self, record: &MonitorRecord, sync: bool) -> std::io::Result<()> {
-        let path = self.file(&record.name);
-        let temporary = self.path.join(format!(".{}.json.tmp", record.name));
+        let stem = StateDir::file_stem(&record.name, record.agent.as_deref());
+        let path = self.path.join(format!("{stem}.json"));
+        let temporary = self.path.join(format!(".{stem}.json.tmp"));
         let mut file = std::fs::File::create(&temporary)?;
         file.write_all(&serde_json::to_vec(record).map_err(std::io::Error::other)?)?;
         if sync {
@@ -211,6 +243,7 @@ pub fn check_document(
             "target": monitor.kind.target(),
         }),
     );
+    body.insert("observer".into(), json!({"type": "collector"}));
     body.insert(
         "event".into(),
         json!({
@@ -250,6 +283,39 @@ pub fn check_document(
     }
 }
 
+/// The stored document of one check an agent ran and shipped in a batch: the check's
+/// fields, who observed it, and the event id of the line that carried it.
+pub fn agent_check_document(
+    monitor: &MonitorConfig,
+    result: &CheckResult,
+    shown: Status,
+    at: Timestamp,
+    agent: AgentOrigin<'_>,
+) -> Document {
+    let mut document = check_document(monitor, result, shown, at);
+    let body = &mut document.body;
+    body.insert(
+        "observer".into(),
+        json!({"type": "agent", "id": agent.agent_id}),
+    );
+    body.insert(
+        "agent".into(),
+        json!({"id": agent.agent_id, "name": agent.host_name, "type": "garonne"}),
+    );
+    body.insert("host".into(), json!({"name": agent.host_name}));
+    document.id = agent.event_id;
+    document
+}
+
+/// Where an agent's check result came from.
+#[derive(Debug, Clone)]
+pub struct AgentOrigin<'a> {
+    pub agent_id: &'a str,
+    pub host_name: &'a str,
+    /// The id of the line that carried the result (see `garonne_common::event_id`).
+    pub event_id: String,
+}
+
 fn duration_nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
@@ -261,6 +327,7 @@ mod tests {
     fn record() -> MonitorRecord {
         MonitorRecord {
             name: "web".into(),
+            agent: None,
             kind: "http".into(),
             target: "http://127.0.0.1/".into(),
             state: MonitorState::new(Timestamp::UNIX_EPOCH),
@@ -303,9 +370,18 @@ mod tests {
         let mut record = record();
         record.count(Status::Up, Timestamp::now());
         states.save(&record, true).unwrap();
-        assert_eq!(states.load("web"), Some(record));
-        assert_eq!(states.load("other"), None);
+        assert_eq!(states.load("web", None), Some(record.clone()));
+        assert_eq!(states.load("other", None), None);
         std::fs::write(dir.path().join("probes/bad.json"), "{").unwrap();
-        assert_eq!(states.load("bad"), None);
+        assert_eq!(states.load("bad", None), None);
+
+        let seen_from_agent = MonitorRecord {
+            agent: Some("school-12".into()),
+            ..record.clone()
+        };
+        states.save(&seen_from_agent, true).unwrap();
+        assert_eq!(states.load("web", Some("school-12")), Some(seen_from_agent));
+        assert_eq!(states.load("web", None), Some(record));
+        assert_eq!(states.agents_of("web"), vec!["school-12".to_string()]);
     }
 }

@@ -2,22 +2,22 @@
 //! retries, states, notifications, history and uptime.
 //!
 //! - [`config`] reads and checks the tables (every key is documented there).
-//! - [`check`] runs one check and measures it; [`state`] decides what a result means
-//!   (pure, clock passed in); [`runner`] schedules checks, sends notifications through
+//! - [`check`] runs one check and measures it (it lives in `garonne_common::probe`, as
+//!   the agents run it too); [`state`] decides what a result means (pure, clock passed
+//!   in); [`runner`] schedules the collector's checks, sends notifications through
 //!   [`crate::notify`], and writes one document per check to the collector's store.
+//! - [`agents`] handles monitors with `run_on = "agents"` or a list of agent ids: it
+//!   assigns them to agents at each connection and feeds the results the agents ship
+//!   in their batches to one state machine per monitor and agent.
 //! - [`history`] persists each monitor's state and uptime tallies in
-//!   `{data_dir}/probes/`, so a restart neither forgets an outage nor announces it
-//!   again.
+//!   `{data_dir}/probes/` (one file per monitor and agent for agent-run monitors), so a
+//!   restart neither forgets an outage nor announces it again.
 //! - [`api`] serves `GET /api/v1/monitors`; `garonne-collector monitors status` prints
-//!   the same from the state files; [`import`] converts an Uptime Kuma backup.
-//!
-//! **Running on agents is not implemented yet.** `run_on = "agents"` or a list of
-//! agent ids is accepted and checked, but no agent runs monitors today: such a monitor
-//! is skipped by the collector (with a warning at start-up) and stays PENDING. Until
-//! agents run them, checks are seen only from the collector's network.
+//!   the same from the state files, one row per agent for agent-run monitors;
+//!   [`import`] converts an Uptime Kuma backup.
 
+pub mod agents;
 pub mod api;
-pub mod check;
 pub mod config;
 pub mod history;
 pub mod import;
@@ -28,6 +28,8 @@ pub mod state;
 mod tests;
 
 pub use config::{MonitorConfig, MonitorKind, RunOn, parse_monitors};
+/// Running one check; shared with the agents, which run the same code.
+pub use garonne_common::probe::check;
 pub use runner::{DocumentSink, run_monitors};
 pub use state::Status;
 
@@ -39,18 +41,25 @@ use std::path::Path;
 use std::sync::RwLock;
 use std::time::Duration;
 
-/// The configured monitors and their latest records, shared by the runner, the API and
-/// the status command.
+/// The configured monitors and their latest records, shared by the runner, the agent
+/// results, the API and the status command.
 pub struct Registry {
     monitors: Vec<MonitorConfig>,
     states: StateDir,
-    records: RwLock<BTreeMap<String, MonitorRecord>>,
+    records: RwLock<BTreeMap<RecordKey, MonitorRecord>>,
 }
 
-/// One monitor as the API and the status command show it.
+/// A record's key: the monitor's name and, for a monitor run by agents, the agent whose
+/// view it is. Each agent's view has its own state, uptime and notifications.
+type RecordKey = (String, Option<String>);
+
+/// One monitor (as seen by one agent, for agent-run monitors) as the API and the
+/// status command show it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MonitorView {
     pub name: String,
+    /// The agent that runs the checks of this row; `None` for the collector.
+    pub agent: Option<String>,
     #[serde(rename = "type")]
     pub kind: String,
     pub target: String,
@@ -65,22 +74,33 @@ pub struct MonitorView {
 }
 
 impl Registry {
-    /// Reads the saved record of every monitor from `{data_dir}/probes/`; monitors
-    /// without one start PENDING.
+    /// Reads the saved records from `{data_dir}/probes/`: one per collector-run monitor,
+    /// one per agent for agent-run monitors (every listed agent, and every agent that
+    /// reported for a `run_on = "agents"` monitor). Records not saved yet start PENDING.
     pub fn load(monitors: Vec<MonitorConfig>, data_dir: &Path) -> Registry {
         let states = StateDir::new(data_dir);
         let now = Timestamp::now();
-        let records = monitors
-            .iter()
-            .map(|monitor| {
+        let mut records = BTreeMap::new();
+        for monitor in &monitors {
+            let observers: Vec<Option<String>> = match &monitor.run_on {
+                RunOn::Collector => vec![None],
+                RunOn::Agents(ids) => ids.iter().cloned().map(Some).collect(),
+                RunOn::AllAgents => states
+                    .agents_of(&monitor.name)
+                    .into_iter()
+                    .map(Some)
+                    .collect(),
+            };
+            for agent in observers {
                 let mut record = states
-                    .load(&monitor.name)
-                    .unwrap_or_else(|| MonitorRecord::new(monitor, now));
+                    .load(&monitor.name, agent.as_deref())
+                    .unwrap_or_else(|| MonitorRecord::new(monitor, agent.as_deref(), now));
+                record.agent = agent.clone();
                 record.kind = monitor.kind.type_name().to_string();
                 record.target = monitor.kind.target();
-                (monitor.name.clone(), record)
-            })
-            .collect();
+                records.insert((monitor.name.clone(), agent), record);
+            }
+        }
         Registry {
             monitors,
             states,
@@ -92,31 +112,49 @@ impl Registry {
         &self.monitors
     }
 
+    /// The configured monitor called `name`.
+    pub fn monitor(&self, name: &str) -> Option<&MonitorConfig> {
+        self.monitors.iter().find(|monitor| monitor.name == name)
+    }
+
     pub(crate) fn states(&self) -> &StateDir {
         &self.states
     }
 
+    /// The record of a collector-run monitor.
     pub fn record(&self, name: &str) -> MonitorRecord {
         let records = self.records.read().unwrap_or_else(|e| e.into_inner());
         records
-            .get(name)
+            .get(&(name.to_string(), None))
             .cloned()
-            .unwrap_or_else(|| unreachable!("every configured monitor has a record"))
+            .unwrap_or_else(|| unreachable!("every collector-run monitor has a record"))
+    }
+
+    /// `agent`'s record of an agent-run monitor; a new PENDING one if it has none yet.
+    pub fn agent_record(&self, monitor: &MonitorConfig, agent: &str) -> MonitorRecord {
+        let key = (monitor.name.clone(), Some(agent.to_string()));
+        let mut records = self.records.write().unwrap_or_else(|e| e.into_inner());
+        records
+            .entry(key)
+            .or_insert_with(|| MonitorRecord::new(monitor, Some(agent), Timestamp::now()))
+            .clone()
     }
 
     pub(crate) fn update(&self, record: MonitorRecord) {
         let mut records = self.records.write().unwrap_or_else(|e| e.into_inner());
-        records.insert(record.name.clone(), record);
+        records.insert((record.name.clone(), record.agent.clone()), record);
     }
 
-    /// Every monitor in configuration order.
+    /// Every row in configuration order; the rows of an agent-run monitor by agent id.
     pub fn views(&self, now: Timestamp) -> Vec<MonitorView> {
         let records = self.records.read().unwrap_or_else(|e| e.into_inner());
         self.monitors
             .iter()
-            .filter_map(|monitor| {
-                let record = records.get(&monitor.name)?;
-                Some(view(monitor, record, now))
+            .flat_map(|monitor| {
+                records
+                    .iter()
+                    .filter(move |((name, _), _)| *name == monitor.name)
+                    .map(move |(_, record)| view(monitor, record, now))
             })
             .collect()
     }
@@ -127,6 +165,7 @@ fn view(monitor: &MonitorConfig, record: &MonitorRecord, now: Timestamp) -> Moni
     let format = crate::pipeline::format_timestamp;
     MonitorView {
         name: monitor.name.clone(),
+        agent: record.agent.clone(),
         kind: record.kind.clone(),
         target: record.target.clone(),
         status: state.status.label().to_string(),
@@ -151,6 +190,7 @@ fn view(monitor: &MonitorConfig, record: &MonitorRecord, now: Timestamp) -> Moni
 pub fn status_table(views: &[MonitorView], now: Timestamp) -> String {
     let mut rows = vec![[
         "MONITOR".to_string(),
+        "FROM".to_string(),
         "TYPE".to_string(),
         "STATUS".to_string(),
         "SINCE".to_string(),
@@ -173,6 +213,9 @@ pub fn status_table(views: &[MonitorView], now: Timestamp) -> String {
         };
         rows.push([
             view.name.clone(),
+            view.agent
+                .clone()
+                .unwrap_or_else(|| "collector".to_string()),
             view.kind.clone(),
             view.status.clone(),
             since,
@@ -182,7 +225,7 @@ pub fn status_table(views: &[MonitorView], now: Timestamp) -> String {
             view.last_error.clone().unwrap_or_default(),
         ]);
     }
-    let mut widths = [0usize; 8];
+    let mut widths = [0usize; 9];
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());

@@ -88,10 +88,7 @@ pub async fn run_monitors(
     let mut tasks = Vec::new();
     for monitor in registry.monitors() {
         if monitor.run_on != RunOn::Collector {
-            tracing::warn!(
-                monitor = %monitor.name,
-                "monitor assigned to agents; agents do not run monitors yet, so it stays pending"
-            );
+            // Agents run it and ship the results (see `super::agents`).
             continue;
         }
         let record = registry.record(&monitor.name);
@@ -102,7 +99,8 @@ pub async fn run_monitors(
             shutdown.clone(),
         )));
     }
-    tracing::info!(monitors = tasks.len(), "monitors started");
+    let on_agents = registry.monitors().len() - tasks.len();
+    tracing::info!(monitors = tasks.len(), on_agents, "monitors started");
     drop(shared);
     for task in tasks {
         let _ = task.await;
@@ -129,11 +127,7 @@ async fn run_monitor(
     shared: Arc<Shared>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let rules = Rules {
-        retries: monitor.retries,
-        remind_every: monitor.remind_every,
-        cert_expiry_days: monitor.kind.cert_expiry_days().to_vec(),
-    };
+    let rules = rules(&monitor);
     let jitter = monitor
         .interval
         .min(MAX_JITTER)
@@ -161,6 +155,15 @@ async fn run_monitor(
     }
 }
 
+/// The state machine's rules of `monitor`.
+pub(crate) fn rules(monitor: &MonitorConfig) -> Rules {
+    Rules {
+        retries: monitor.retries,
+        remind_every: monitor.remind_every,
+        cert_expiry_days: monitor.kind.cert_expiry_days().to_vec(),
+    }
+}
+
 /// Feeds one result to the state machine, then notifies, stores and persists.
 async fn observe(
     monitor: &MonitorConfig,
@@ -170,6 +173,37 @@ async fn observe(
     now: Timestamp,
     shared: &Shared,
 ) {
+    let applied = apply_result(monitor, record, rules, result, now);
+    announce(monitor, record, &applied, result, now, &shared.notifier);
+    let document = check_document(monitor, result, applied.shown, now);
+    if shared.documents.send(document).await.is_err() {
+        tracing::warn!(monitor = %monitor.name, "check document dropped: writer stopped");
+    }
+    save(&shared.registry, record, applied.important());
+}
+
+/// What one result did to a monitor's record.
+pub(crate) struct Applied {
+    pub(crate) before: Status,
+    pub(crate) shown: Status,
+    pub(crate) events: Vec<Event>,
+}
+
+impl Applied {
+    /// Whether the record must reach the disk at once.
+    pub(crate) fn important(&self) -> bool {
+        self.shown != self.before || !self.events.is_empty()
+    }
+}
+
+/// Moves the record's state and uptime tallies by one result taken at `now`.
+pub(crate) fn apply_result(
+    monitor: &MonitorConfig,
+    record: &mut MonitorRecord,
+    rules: &Rules,
+    result: &CheckResult,
+    now: Timestamp,
+) -> Applied {
     let in_maintenance = monitor
         .maintenance
         .iter()
@@ -185,38 +219,54 @@ async fn observe(
     };
     record.count(counted, now);
     record.last_duration_ms = Some(result.duration.as_millis() as u64);
-    let shown = record.state.status;
-    if shown != before {
+    Applied {
+        before,
+        shown: record.state.status,
+        events,
+    }
+}
+
+/// Logs a change of what the record shows and sends the notifications of its events.
+pub(crate) fn announce(
+    monitor: &MonitorConfig,
+    record: &MonitorRecord,
+    applied: &Applied,
+    result: &CheckResult,
+    now: Timestamp,
+    notifier: &Notifier,
+) {
+    if applied.shown != applied.before {
         tracing::info!(
             monitor = %monitor.name,
-            from = before.label(),
-            to = shown.label(),
+            agent = record.agent.as_deref().unwrap_or("-"),
+            from = applied.before.label(),
+            to = applied.shown.label(),
             reason = result.outcome.reason.as_deref().unwrap_or(""),
             "monitor state changed"
         );
     }
-    for event in &events {
-        let notification = notification(monitor, event, result, now);
+    for event in &applied.events {
+        let notification = notification(monitor, record.agent.as_deref(), event, result, now);
         for channel in &monitor.notify {
-            shared
-                .notifier
-                .send_in_background(channel, notification.clone());
+            notifier.send_in_background(channel, notification.clone());
         }
     }
-    let document = check_document(monitor, result, shown, now);
-    if shared.documents.send(document).await.is_err() {
-        tracing::warn!(monitor = %monitor.name, "check document dropped: writer stopped");
-    }
-    let important = shown != before || !events.is_empty();
-    if let Err(error) = shared.registry.states().save(record, important) {
-        tracing::warn!(monitor = %monitor.name, %error, "cannot save monitor state");
-    }
-    shared.registry.update(record.clone());
 }
 
-/// The message for one event.
+/// Persists the record (synced to disk when `important`) and publishes it.
+pub(crate) fn save(registry: &Registry, record: &MonitorRecord, important: bool) {
+    if let Err(error) = registry.states().save(record, important) {
+        tracing::warn!(monitor = %record.name, %error, "cannot save monitor state");
+    }
+    registry.update(record.clone());
+}
+
+/// The message for one event. `agent` is the agent whose checks saw it, for monitors
+/// run by agents: the title names it, and its notifications group apart from other
+/// agents' views of the same monitor.
 pub fn notification(
     monitor: &MonitorConfig,
+    agent: Option<&str>,
     event: &Event,
     result: &CheckResult,
     now: Timestamp,
@@ -227,6 +277,13 @@ pub fn notification(
         ("type".to_string(), monitor.kind.type_name().to_string()),
         ("target".to_string(), monitor.kind.target()),
     ]);
+    let (seen_from, key_suffix) = match agent {
+        Some(agent) => {
+            fields.insert("agent".to_string(), agent.to_string());
+            (format!(" from agent {agent}"), format!("@{agent}"))
+        }
+        None => (String::new(), String::new()),
+    };
     let reason = result.outcome.reason.clone().unwrap_or_default();
     let (title, body, severity, key) = match event {
         Event::Changed {
@@ -243,10 +300,10 @@ pub fn notification(
                         fields.insert("outage".into(), format_duration(lasted.unsigned_abs()));
                     }
                     (
-                        format!("{name} is UP again"),
+                        format!("{name} is UP again{seen_from}"),
                         format!("{name} recovered after being {was}."),
                         Severity::Resolved,
-                        format!("monitor:{name}"),
+                        format!("monitor:{name}{key_suffix}"),
                     )
                 }
                 other => {
@@ -259,10 +316,10 @@ pub fn notification(
                         Severity::Warning
                     };
                     (
-                        format!("{name} is {}", other.label()),
+                        format!("{name} is {}{seen_from}", other.label()),
                         reason.clone(),
                         severity,
-                        format!("monitor:{name}"),
+                        format!("monitor:{name}{key_suffix}"),
                     )
                 }
             }
@@ -272,10 +329,10 @@ pub fn notification(
             fields.insert("since".into(), format_timestamp(*since));
             fields.insert("failed_checks".into(), checks.to_string());
             (
-                format!("{name} is still DOWN"),
+                format!("{name} is still DOWN{seen_from}"),
                 format!("Down for {}: {reason}", format_duration(down_for)),
                 Severity::Critical,
-                format!("monitor:{name}"),
+                format!("monitor:{name}{key_suffix}"),
             )
         }
         Event::CertificateExpiring {
@@ -285,9 +342,9 @@ pub fn notification(
         } => {
             fields.insert("not_after".into(), format_timestamp(*not_after));
             let title = if *days_left < 0 {
-                format!("{name}: TLS certificate has expired")
+                format!("{name}{seen_from}: TLS certificate has expired")
             } else {
-                format!("{name}: TLS certificate expires in {days_left} days")
+                format!("{name}{seen_from}: TLS certificate expires in {days_left} days")
             };
             (
                 title,
@@ -297,7 +354,7 @@ pub fn notification(
                     format_timestamp(*not_after)
                 ),
                 Severity::Warning,
-                format!("monitor:{name}:certificate"),
+                format!("monitor:{name}{key_suffix}:certificate"),
             )
         }
     };

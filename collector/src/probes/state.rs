@@ -18,58 +18,7 @@
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-/// What a monitor shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Up,
-    Degraded,
-    Down,
-    Pending,
-    Maintenance,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Up => "up",
-            Status::Degraded => "degraded",
-            Status::Down => "down",
-            Status::Pending => "pending",
-            Status::Maintenance => "maintenance",
-        }
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Status::Up => "UP",
-            Status::Degraded => "DEGRADED",
-            Status::Down => "DOWN",
-            Status::Pending => "PENDING",
-            Status::Maintenance => "MAINTENANCE",
-        }
-    }
-
-    /// Worse is larger; PENDING and MAINTENANCE are not check results.
-    fn severity(self) -> u8 {
-        match self {
-            Status::Up => 0,
-            Status::Degraded => 1,
-            Status::Down => 2,
-            Status::Pending | Status::Maintenance => 0,
-        }
-    }
-}
-
-/// What one check found.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Outcome {
-    /// UP, DEGRADED or DOWN.
-    pub status: Status,
-    /// Why it is not UP (or a note when it is).
-    pub reason: Option<String>,
-    pub cert_not_after: Option<Timestamp>,
-}
+pub use garonne_common::probe::{Outcome, Status};
 
 /// The rules of one monitor the state machine needs.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -563,7 +563,7 @@ async fn state_changes_notify_once_each_with_reminders_and_recovery_and_survive_
     .await;
     restarted.stop().await;
     assert_eq!(receiver.count(), sent);
-    assert!(StateDir::new(data.path()).load("flaky").is_some());
+    assert!(StateDir::new(data.path()).load("flaky", None).is_some());
 }
 
 #[tokio::test]

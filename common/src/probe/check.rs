@@ -1,13 +1,12 @@
 //! Running one check: HTTP(S), TCP or OpenID Connect. Each returns an [`Outcome`] plus
 //! the facts stored with it (latency, HTTP status, final URL, OAuth error code); none
-//! of them decides state, which is [`super::state`]'s job.
+//! of them decides state, which is the collector's job.
 //!
 //! Every check opens fresh connections (no keep-alive between checks): a server that
 //! stopped accepting connections must not look healthy through an old one, and the
 //! certificate seen is the one a new visitor gets.
 
-use super::config::{HttpCheck, MAX_BODY_BYTES, MonitorKind, OidcCheck};
-use super::state::{Outcome, Status};
+use super::{HttpCheck, MAX_BODY_BYTES, MonitorKind, OidcCheck, Outcome, Status};
 use jiff::Timestamp;
 use reqwest::{Method, Response, Url};
 use serde_json::Value;
