@@ -170,18 +170,22 @@ pub async fn run_monitors(
     sink: Arc<ResultSink>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let checker = match Checker::new() {
-        Ok(checker) => Arc::new(checker),
-        Err(error) => {
-            tracing::error!(%error, "cannot run monitors");
-            return;
-        }
-    };
+    // Made with the first monitor: an agent with none assigned keeps the HTTP client
+    // and its certificate store out of memory.
+    let mut checker: Option<Arc<Checker>> = None;
     loop {
         let assignment = assigned.borrow_and_update().clone();
         let mut tasks = JoinSet::new();
-        for monitor in assignment.monitors {
-            tasks.spawn(run_monitor(monitor, checker.clone(), sink.clone()));
+        if !assignment.monitors.is_empty() && checker.is_none() {
+            match Checker::new() {
+                Ok(made) => checker = Some(Arc::new(made)),
+                Err(error) => tracing::error!(%error, "cannot run monitors"),
+            }
+        }
+        if let Some(checker) = &checker {
+            for monitor in assignment.monitors {
+                tasks.spawn(run_monitor(monitor, checker.clone(), sink.clone()));
+            }
         }
         let reassigned = tokio::select! {
             changed = assigned.changed() => changed.is_ok(),
