@@ -158,7 +158,7 @@ async fn run_once(
     tracing::info!("agent stopping");
     stop.store(true, Ordering::Relaxed);
     buffer.close();
-    let _ = wake.send(());
+    let _ = wake.send(tailer::Wake::Lines);
     let tailer_result = tokio::task::spawn_blocking(move || tailer_thread.join()).await;
     let _ = shutdown_sender.send(true);
     let _ = checking.await;

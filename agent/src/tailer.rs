@@ -200,6 +200,15 @@ struct BatchBuilder {
     started: Option<Instant>,
 }
 
+/// Why the tailer is woken before its poll interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// Files may have grown: read them.
+    Lines,
+    /// Files may have appeared, been renamed or removed: also expand the paths again.
+    Files,
+}
+
 pub struct Tailer {
     settings: TailerSettings,
     buffer: Arc<DiskBuffer>,
@@ -237,7 +246,7 @@ impl Tailer {
     }
 
     /// Runs until `stop` is set: scans, reads, batches, and waits for file events.
-    pub fn run(&mut self, wakeups: &Receiver<()>, stop: &AtomicBool) -> Result<(), TailError> {
+    pub fn run(&mut self, wakeups: &Receiver<Wake>, stop: &AtomicBool) -> Result<(), TailError> {
         self.scan()?;
         self.resume_orphans()?;
         while !stop.load(Ordering::Relaxed) {
@@ -252,14 +261,20 @@ impl Tailer {
                 continue;
             }
             match wakeups.recv_timeout(self.wait_time()) {
-                Ok(()) => {
-                    while wakeups.try_recv().is_ok() {}
-                    // A directory changed: a new file may have appeared. Scan soon,
-                    // but not more often than every `RESCAN_ON_EVENT`.
-                    let soon = Instant::now() + RESCAN_ON_EVENT;
-                    self.next_scan = self
-                        .next_scan
-                        .min(soon.max(self.last_scan + RESCAN_ON_EVENT));
+                Ok(first) => {
+                    // Every pending wake-up is taken: one read serves them all.
+                    let mut files_changed = first == Wake::Files;
+                    for wake in wakeups.try_iter() {
+                        files_changed |= wake == Wake::Files;
+                    }
+                    if files_changed {
+                        // A new file may have appeared. Scan soon, but not more often
+                        // than every `RESCAN_ON_EVENT`.
+                        let soon = Instant::now() + RESCAN_ON_EVENT;
+                        self.next_scan = self
+                            .next_scan
+                            .min(soon.max(self.last_scan + RESCAN_ON_EVENT));
+                    }
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => std::thread::sleep(self.wait_time()),

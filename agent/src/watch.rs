@@ -1,6 +1,7 @@
 //! Waking the tailer when watched directories change. inotify can overflow and misses
 //! network filesystems, so the tailer also polls and rescans; this only makes it quick.
 
+use crate::tailer::Wake;
 use garonne_common::config::InputConfig;
 use notify::{RecursiveMode, Watcher};
 use std::collections::BTreeSet;
@@ -11,11 +12,12 @@ use std::sync::mpsc::Sender;
 /// be kept alive; `None` if inotify is unavailable (polling still works).
 pub(crate) fn watch_inputs(
     inputs: &[InputConfig],
-    wake: Sender<()>,
+    wake: Sender<Wake>,
 ) -> Option<notify::RecommendedWatcher> {
     let handler = move |event: notify::Result<notify::Event>| {
-        if event.as_ref().map_or(true, wakes_tailer) {
-            let _ = wake.send(());
+        // An error (such as a full event queue) may hide anything: look again.
+        if let Some(reason) = event.as_ref().map_or(Some(Wake::Files), wake_for) {
+            let _ = wake.send(reason);
         }
     };
     let mut watcher = match notify::recommended_watcher(handler) {
@@ -38,11 +40,18 @@ pub(crate) fn watch_inputs(
     Some(watcher)
 }
 
-/// Whether an event may mean new lines or files. Opening and reading a file, which the
-/// tailer itself does, must not wake it: each wake-up would read the files again and
-/// cause the next one, and an idle agent would never rest.
-fn wakes_tailer(event: &notify::Event) -> bool {
-    !matches!(event.kind, notify::EventKind::Access(_))
+/// What an event may mean for the tailer, if anything. Opening and reading a file,
+/// which the tailer itself does, must not wake it: each wake-up would read the files
+/// again and cause the next one, and an idle agent would never rest. Written data needs
+/// only a read; anything else (creation, rename, removal) may bring new files.
+fn wake_for(event: &notify::Event) -> Option<Wake> {
+    use notify::EventKind;
+    use notify::event::ModifyKind;
+    match event.kind {
+        EventKind::Access(_) => None,
+        EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Metadata(_)) => Some(Wake::Lines),
+        _ => Some(Wake::Files),
+    }
 }
 
 /// The directory holding a pattern's matches, when its wildcards are in the file name
@@ -68,26 +77,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reading_a_file_wakes_nobody_writing_or_renaming_does() {
-        use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RenameMode};
+    fn reading_wakes_nobody_writing_wakes_a_read_and_renaming_a_rescan() {
+        use notify::event::{
+            AccessKind, AccessMode, CreateKind, DataChange, MetadataKind, ModifyKind, RemoveKind,
+            RenameMode,
+        };
         use notify::{Event, EventKind};
-        let quiet = [
-            EventKind::Access(AccessKind::Open(AccessMode::Read)),
-            EventKind::Access(AccessKind::Close(AccessMode::Read)),
-            EventKind::Access(AccessKind::Read),
+        let expected = [
+            (EventKind::Access(AccessKind::Open(AccessMode::Read)), None),
+            (EventKind::Access(AccessKind::Close(AccessMode::Read)), None),
+            (EventKind::Access(AccessKind::Read), None),
+            (
+                EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+                Some(Wake::Lines),
+            ),
+            (
+                EventKind::Modify(ModifyKind::Metadata(MetadataKind::WriteTime)),
+                Some(Wake::Lines),
+            ),
+            (EventKind::Create(CreateKind::File), Some(Wake::Files)),
+            (
+                EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+                Some(Wake::Files),
+            ),
+            (EventKind::Remove(RemoveKind::File), Some(Wake::Files)),
+            (EventKind::Modify(ModifyKind::Any), Some(Wake::Files)),
+            (EventKind::Any, Some(Wake::Files)),
         ];
-        for kind in quiet {
-            assert!(!wakes_tailer(&Event::new(kind)), "{kind:?}");
-        }
-        let waking = [
-            EventKind::Create(CreateKind::File),
-            EventKind::Modify(ModifyKind::Any),
-            EventKind::Modify(ModifyKind::Name(RenameMode::To)),
-            EventKind::Remove(notify::event::RemoveKind::File),
-            EventKind::Any,
-        ];
-        for kind in waking {
-            assert!(wakes_tailer(&Event::new(kind)), "{kind:?}");
+        for (kind, wake) in expected {
+            assert_eq!(wake_for(&Event::new(kind)), wake, "{kind:?}");
         }
     }
 
