@@ -105,6 +105,19 @@ impl Default for AgentSection {
     }
 }
 
+/// A module an input may name: one of [`Module::ALL`], not the agent's own monitor
+/// results.
+fn input_module<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Module, D::Error> {
+    let name = String::deserialize(deserializer)?;
+    Module::from_name(&name).ok_or_else(|| {
+        let known: Vec<&str> = Module::ALL.iter().map(|module| module.name()).collect();
+        serde::de::Error::custom(format!(
+            "unknown module {name:?}, expected one of {}",
+            known.join(", ")
+        ))
+    })
+}
+
 /// `[[input]]`: a set of files of one kind.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -113,6 +126,7 @@ pub struct InputConfig {
     /// `access.log.1` or `.gz` are not read unless a pattern matches them.
     pub paths: Vec<String>,
     /// Which parser the collector applies.
+    #[serde(deserialize_with = "input_module")]
     pub module: Module,
     /// Glob patterns of files to leave alone even when `paths` matches them.
     #[serde(default)]

@@ -2,12 +2,14 @@
 //! exit, and the signals that stop them or reload their configuration.
 
 use tokio::signal::unix::{Signal, SignalKind, signal};
+use tracing_subscriber::filter::{LevelFilter, Targets};
 
 /// Logs to stderr (the journal under systemd), filtered by `RUST_LOG` (default `info`),
 /// coloured only on a terminal.
 ///
-/// `RUST_LOG` takes a level and per-module levels, as in `warn,garonne_agent=debug`.
-/// A value that does not read is reported and `info` is used.
+/// `RUST_LOG` takes a level and per-module levels, as in `warn,garonne_agent=debug`;
+/// modules without a level of their own log at the first (`info` if none is given).
+/// What does not read is reported in the log and left out.
 pub fn init_logging() {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
@@ -26,21 +28,39 @@ pub fn init_logging() {
     }
 }
 
-/// The filter `RUST_LOG` asks for, or `info` and why not.
-fn log_filter(setting: Option<&str>) -> (tracing_subscriber::filter::Targets, Option<String>) {
-    let default = || tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO);
-    match setting.map(str::trim).filter(|value| !value.is_empty()) {
-        None => (default(), None),
-        Some(value) => match value.parse() {
-            Ok(filter) => (filter, None),
-            Err(error) => (
-                default(),
-                Some(format!(
-                    "RUST_LOG={value:?} does not read ({error}); logging at info"
-                )),
-            ),
-        },
+/// The filter `RUST_LOG` asks for: comma-separated directives, each a level (the
+/// default for every module, `info` when none is given) or `module=level`. Directives
+/// that do not read are named in the returned problem and left out; the others apply.
+fn log_filter(setting: Option<&str>) -> (Targets, Option<String>) {
+    let mut filter = Targets::new();
+    let mut default = LevelFilter::INFO;
+    let mut unread = Vec::new();
+    let directives = setting
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|directive| !directive.is_empty());
+    for directive in directives {
+        match directive.split_once('=') {
+            None => match directive.parse::<LevelFilter>() {
+                Ok(level) => default = level,
+                Err(_) => unread.push(directive),
+            },
+            Some((module, level)) => match level.trim().parse::<LevelFilter>() {
+                Ok(level) if !module.trim().is_empty() => {
+                    filter = filter.with_target(module.trim(), level);
+                }
+                _ => unread.push(directive),
+            },
+        }
     }
+    let problem = (!unread.is_empty()).then(|| {
+        format!(
+            "RUST_LOG: cannot read {unread:?}: expected a level (off, error, warn, info, \
+             debug, trace) or module=level, separated by commas; the rest applies"
+        )
+    });
+    (filter.with_default(default), problem)
 }
 
 /// Runs a command, printing a failure as one readable message with its causes rather
@@ -104,17 +124,28 @@ mod tests {
     use tracing::Level;
 
     #[test]
-    fn rust_log_sets_levels_per_module_and_a_bad_value_falls_back_to_info() {
+    fn rust_log_sets_levels_per_module_and_names_what_does_not_read() {
         let (filter, problem) = log_filter(Some("warn,garonne_agent=debug"));
         assert!(problem.is_none());
         assert!(filter.would_enable("garonne_agent::tailer", &Level::DEBUG));
         assert!(!filter.would_enable("quinn", &Level::INFO));
-        let (filter, problem) = log_filter(None);
-        assert!(problem.is_none());
-        assert!(filter.would_enable("quinn", &Level::INFO));
-        assert!(!filter.would_enable("quinn", &Level::DEBUG));
-        let (filter, problem) = log_filter(Some("garonne_agent=loud"));
-        assert!(problem.unwrap().contains("garonne_agent=loud"));
-        assert!(filter.would_enable("quinn", &Level::INFO));
+        assert!(filter.would_enable("quinn", &Level::WARN));
+
+        for quiet in [None, Some(""), Some("info,"), Some(" info , ")] {
+            let (filter, problem) = log_filter(quiet);
+            assert!(problem.is_none(), "{quiet:?}");
+            assert!(filter.would_enable("quinn", &Level::INFO), "{quiet:?}");
+            assert!(!filter.would_enable("quinn", &Level::DEBUG), "{quiet:?}");
+        }
+
+        // What does not read is named, and never switches logging off.
+        for bad in ["garonne_agent=loud", "nonsense_word", "[[", "=debug"] {
+            let (filter, problem) = log_filter(Some(bad));
+            assert!(problem.unwrap().contains(bad), "{bad}");
+            assert!(filter.would_enable("quinn", &Level::INFO), "{bad}");
+        }
+        let (filter, problem) = log_filter(Some("debug,quinn=loud"));
+        assert!(problem.unwrap().contains("quinn=loud"));
+        assert!(filter.would_enable("garonne_agent", &Level::DEBUG));
     }
 }

@@ -55,6 +55,20 @@ fn bad_value_is_named_with_key_and_value() {
     assert!(problems[0].contains("apache"), "{problems:?}");
 }
 
+/// `probe` names the agent's own monitor results; a file read as such could forge
+/// check results, so no input may use it.
+#[test]
+fn an_input_cannot_take_the_monitor_results_module() {
+    let problems = agent_problems(&AGENT.replace("apache.access", "probe"));
+    assert!(problems[0].starts_with("input[0].module:"), "{problems:?}");
+    assert!(
+        problems[0].contains("unknown module \"probe\""),
+        "{problems:?}"
+    );
+    assert!(!problems[0].contains("`probe`"), "{problems:?}");
+    assert!(problems[0].contains("plain"), "{problems:?}");
+}
+
 #[test]
 fn every_rule_broken_is_reported_at_once() {
     let text = AGENT
