@@ -24,7 +24,6 @@ use garonne_common::Batch;
 use garonne_common::probe::{AssignedMonitor, Assignment, Checker, ProbeReport, Status};
 use garonne_common::wire;
 use jiff::Timestamp;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -93,20 +92,10 @@ impl AssignedMonitors {
     }
 }
 
-/// Writes the assignment beside `path`, syncs it and renames it into place.
+/// Saves the assignment, readable by the agent's user only.
 fn save(path: &Path, assignment: &Assignment) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let temporary = path.with_extension("json.tmp");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&temporary)?;
-    file.write_all(&serde_json::to_vec_pretty(assignment).map_err(std::io::Error::other)?)?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&temporary, path)
+    let bytes = serde_json::to_vec_pretty(assignment).map_err(std::io::Error::other)?;
+    garonne_common::files::write_private(path, &bytes)
 }
 
 /// Where check results go: the agent's disk buffer, as batches of this agent.

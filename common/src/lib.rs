@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod event;
+pub mod files;
 #[cfg(feature = "probes")]
 pub mod probe;
 pub mod process;

@@ -13,7 +13,6 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Version of the state file's layout.
@@ -228,15 +227,7 @@ pub fn write_state(path: &Path, bytes: &[u8]) -> Result<(), StateError> {
     };
     let directory = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(directory).map_err(|error| fail(error.to_string()))?;
-    let temporary = path.with_extension("json.tmp");
-    let mut file = std::fs::File::create(&temporary).map_err(|error| fail(error.to_string()))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(|error| fail(error.to_string()))?;
-    std::fs::rename(&temporary, path).map_err(|error| fail(error.to_string()))?;
-    if let Ok(directory) = std::fs::File::open(directory) {
-        let _ = directory.sync_all();
-    }
+    garonne_common::files::write_atomic(path, bytes).map_err(|error| fail(error.to_string()))?;
     Ok(())
 }
 

@@ -160,20 +160,11 @@ impl AgentResults {
 
 #[cfg(test)]
 mod tests {
-    use super::super::config::parse_monitors;
     use super::*;
     use garonne_common::probe::Status;
 
     fn monitors(text: &str) -> Vec<MonitorConfig> {
-        let mut document: toml::Table = text.parse().unwrap();
-        let Some(toml::Value::Array(items)) = document.remove("monitor") else {
-            panic!("no [[monitor]] tables");
-        };
-        let tables: Vec<toml::Table> = items
-            .into_iter()
-            .filter_map(|item| item.as_table().cloned())
-            .collect();
-        parse_monitors(&tables, &[]).unwrap()
+        super::super::tests::monitors(text, &[])
     }
 
     const CONFIG: &str = r#"

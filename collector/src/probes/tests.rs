@@ -136,7 +136,8 @@ async fn start_tls(not_before: i64, not_after: i64) -> SocketAddr {
 // ---------------------------------------------------------------------------------------
 // Helpers
 
-fn monitors(text: &str, channels: &[&str]) -> Vec<MonitorConfig> {
+/// The `[[monitor]]` tables of `text`, checked; also used by `agents`' tests.
+pub(super) fn monitors(text: &str, channels: &[&str]) -> Vec<MonitorConfig> {
     let mut document: toml::Table = text.parse().unwrap();
     let tables: Vec<toml::Table> = match document.remove("monitor") {
         Some(toml::Value::Array(items)) => items

@@ -7,7 +7,6 @@
 
 use super::Semantic;
 use super::similar::DEFAULT_LIMIT;
-use super::stats::format_ms;
 use crate::server::Collector;
 use axum::Router;
 use axum::extract::{Query, State};
@@ -89,17 +88,7 @@ async fn list(State(state): State<SemanticState>, Query(params): Query<ListParam
         .by_count()
         .into_iter()
         .take(limit)
-        .map(|stats| {
-            json!({
-                "template_id": stats.id.to_string(),
-                "template": stats.template,
-                "count": stats.count,
-                "first_seen": format_ms(stats.first_seen_ms),
-                "last_seen": format_ms(stats.last_seen_ms),
-                "datasets": stats.datasets,
-                "hosts": stats.hosts,
-            })
-        })
+        .map(|stats| stats.view())
         .collect();
     axum::Json(json!({"total": stats.templates.len(), "templates": templates})).into_response()
 }

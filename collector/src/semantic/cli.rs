@@ -1,7 +1,6 @@
 //! The `templates` and `similar` commands of `garonne-collector`.
 
 use super::config::SemanticConfig;
-use super::stats::format_ms;
 use super::{Semantic, load_stats};
 use crate::store::Store;
 use crate::templates::{HeaderFormat, MinerConfig, TemplateId, TemplateMiner};
@@ -88,15 +87,7 @@ pub fn list(config: &CollectorConfig, limit: usize, output: &mut impl Write) -> 
     let semantic = semantic_config(config)?;
     let stats = load_stats(&semantic.directory)?;
     for stats in stats.by_count().into_iter().take(limit) {
-        let line = json!({
-            "template_id": stats.id.to_string(),
-            "template": stats.template,
-            "count": stats.count,
-            "first_seen": format_ms(stats.first_seen_ms),
-            "last_seen": format_ms(stats.last_seen_ms),
-            "datasets": stats.datasets,
-            "hosts": stats.hosts,
-        });
+        let line = stats.view();
         serde_json::to_writer(&mut *output, &line)?;
         output.write_all(b"\n")?;
     }

@@ -28,6 +28,19 @@ pub struct TemplateStats {
 }
 
 impl TemplateStats {
+    /// The template as `templates list` prints it and `/api/v1/templates` serves it.
+    pub fn view(&self) -> serde_json::Value {
+        serde_json::json!({
+            "template_id": self.id.to_string(),
+            "template": self.template,
+            "count": self.count,
+            "first_seen": format_ms(self.first_seen_ms),
+            "last_seen": format_ms(self.last_seen_ms),
+            "datasets": self.datasets,
+            "hosts": self.hosts,
+        })
+    }
+
     fn new(id: TemplateId, template: &str, time_ms: i64) -> TemplateStats {
         TemplateStats {
             id,

@@ -10,9 +10,9 @@
 //! milliseconds for tens of thousands of templates.
 
 use super::embed::cosine;
-use super::files::{read_optional, write_atomic};
 use super::qdrant::{QdrantError, QdrantVectors};
 use super::queue::ItemKind;
+use garonne_common::files::{read_optional, write_atomic};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -184,7 +184,12 @@ fn state_file_round_trip_is_atomic_and_versioned() {
     super::super::state::write_state(&path, &bytes).unwrap();
     let read = super::super::state::read_state(&path).unwrap().unwrap();
     assert_eq!(&read, engine.state());
-    assert!(!path.with_extension("json.tmp").exists());
+    // No temporary file is left beside the state.
+    let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert_eq!(names, [path.file_name().unwrap()]);
     std::fs::write(&path, b"{\"version\": 99}").unwrap();
     assert!(super::super::state::load_or_set_aside(&path).is_none());
     assert!(path.with_extension("json.bad").exists());

@@ -5,8 +5,20 @@ use std::path::Path;
 
 /// Writes `bytes` to `path` through a temporary file in the same directory: the data is
 /// synced, renamed over the old file, and the directory synced, so after a crash the
-/// path holds either the old or the new content.
+/// path holds either the old or the new content. A new file gets the usual mode
+/// (0666 less the umask).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomic_with_mode(path, bytes, 0o666)
+}
+
+/// [`write_atomic`] for content only the owner may read (secrets): the file is
+/// created with mode 0600, never readable by others even for a moment.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomic_with_mode(path, bytes, 0o600)
+}
+
+fn write_atomic_with_mode(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let directory = path.parent().unwrap_or(Path::new("."));
     let name = path
         .file_name()
@@ -14,7 +26,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .unwrap_or_default();
     let temporary = directory.join(format!(".{name}.tmp"));
     {
-        let mut file = std::fs::File::create(&temporary)?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&temporary)?;
         file.write_all(bytes)?;
         file.sync_all()?;
     }
