@@ -196,6 +196,21 @@ conffiles_are() {
     [ "$actual" = "$2" ]
 }
 
+# binary_needs_exactly DEB BINARY LIBRARY...: the binary's shared libraries (its
+# dynamic section's NEEDED entries) are these, in any order. Each library loaded costs
+# resident memory; the agent keeps out of libm (see agent/src/main.rs).
+binary_needs_exactly() {
+    local deb=$1 binary=$2 unpacked actual expected
+    shift 2
+    unpacked=$(mktemp -d "$work/needed.XXXXXX")
+    dpkg-deb -x "$deb" "$unpacked" || return 1
+    actual=$(readelf -d "$unpacked$binary" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | sort | tr '\n' ' ')
+    expected=$(printf '%s\n' "$@" | sort | tr '\n' ' ')
+    rm -rf "$unpacked"
+    echo "needed: $actual"
+    [ "$actual" = "$expected" ]
+}
+
 # Every override line in the lintian overrides must follow a comment giving its reason.
 overrides_have_reasons() {
     awk '
@@ -233,6 +248,8 @@ static_checks() {
         /usr/lib/systemd/system/garonne-collector.service \
         /usr/share/man/man1/garonne-collector.1.gz \
         /usr/share/doc/garonne-collector/copyright
+    check "agent binary needs only libc and libgcc_s (not libm)" \
+        binary_needs_exactly "$agent_deb" /usr/bin/garonne-agent libc.so.6 libgcc_s.so.1
     check "agent configuration is its only conffile" \
         conffiles_are "$agent_deb" /etc/garonne/agent.toml
     check "collector configuration is its only conffile" \
