@@ -213,7 +213,8 @@ impl GenerationHistory {
 #[derive(Debug, Clone)]
 pub struct StoredBatch {
     pub sequence: u64,
-    pub payload: Vec<u8>,
+    /// Shared with the QUIC stream that sends it, not copied into it.
+    pub payload: bytes::Bytes,
 }
 
 struct Pending {
@@ -365,7 +366,7 @@ impl DiskBuffer {
         }
         Ok(Some(StoredBatch {
             sequence,
-            payload: value[1..].to_vec(),
+            payload: bytes::Bytes::copy_from_slice(&value[1..]),
         }))
     }
 

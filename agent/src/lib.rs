@@ -16,6 +16,7 @@
 pub mod backoff;
 pub mod buffer;
 pub mod identity;
+mod memory;
 pub mod metrics;
 pub mod monitors;
 pub mod reader;

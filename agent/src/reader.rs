@@ -11,8 +11,38 @@ use garonne_common::{FileChunk, LineFlags};
 use std::fs::File;
 use std::io;
 
-/// Size of each read from a file.
+/// Size of each read from a file with that much waiting.
 const READ_BYTES: usize = 256 * 1024;
+/// Smallest read buffer: a few lines.
+const MIN_READ_BYTES: usize = 16 * 1024;
+
+/// The buffer files are read into, one per tailer. It grows only as far as the bytes
+/// waiting in a file ask (up to [`READ_BYTES`]), and [`ReadBuffer::release`] gives it
+/// back, so an agent following quiet files holds a few KiB rather than the full size.
+#[derive(Debug, Default)]
+pub struct ReadBuffer {
+    bytes: Vec<u8>,
+}
+
+impl ReadBuffer {
+    /// A buffer for reading a file known to have `waiting` bytes more.
+    fn for_reading(&mut self, waiting: u64) -> &mut [u8] {
+        let wanted = waiting.clamp(MIN_READ_BYTES as u64, READ_BYTES as u64) as usize;
+        if self.bytes.len() < wanted {
+            self.bytes.resize(wanted, 0);
+        }
+        &mut self.bytes
+    }
+
+    /// Frees the buffer; the next read allocates it again.
+    pub fn release(&mut self) {
+        self.bytes = Vec::new();
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.bytes.capacity()
+    }
+}
 
 /// Reading position and incomplete-line state of one file.
 #[derive(Debug)]
@@ -57,15 +87,18 @@ impl LineReader {
 
     /// Reads from the file until `budget` bytes were read, the chunk holds
     /// `max_lines` lines, or the file ends; complete lines are appended to `chunk`.
+    /// `waiting` is how many bytes the file was last seen to have past the read
+    /// position (`u64::MAX` if unknown); it sizes the read buffer.
     pub fn read_lines(
         &mut self,
         file: &File,
         chunk: &mut FileChunk,
         budget: u64,
         max_lines: usize,
-        scratch: &mut Vec<u8>,
+        buffer: &mut ReadBuffer,
+        waiting: u64,
     ) -> io::Result<ReadOutcome> {
-        scratch.resize(READ_BYTES, 0);
+        let scratch = buffer.for_reading(waiting);
         let mut outcome = ReadOutcome {
             bytes_read: 0,
             lines: 0,

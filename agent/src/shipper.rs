@@ -245,7 +245,7 @@ async fn send_with_retries(
 ) -> (u64, Result<BatchResult, ShipError>) {
     let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(15));
     loop {
-        match send_batch(&connection, &batch.payload).await {
+        match send_batch(&connection, batch.payload.clone()).await {
             Ok(BatchResult::RetryLater { reason }) => {
                 let delay = jittered(&mut backoff);
                 tracing::debug!(
@@ -262,10 +262,15 @@ async fn send_with_retries(
 
 async fn send_batch(
     connection: &quinn::Connection,
-    payload: &[u8],
+    payload: bytes::Bytes,
 ) -> Result<BatchResult, ShipError> {
+    let header = wire::frame_header(FrameKind::Batch, payload.len())?;
     let (mut send, mut receive) = connection.open_bi().await?;
-    wire::write_frame(&mut send, FrameKind::Batch, payload).await?;
+    // QUIC keeps the chunks until the collector has them, so the payload is shared
+    // with the stream rather than copied into it.
+    send.write_all_chunks(&mut [bytes::Bytes::copy_from_slice(&header), payload])
+        .await
+        .map_err(|error| ShipError::Stream(error.to_string()))?;
     send.finish()
         .map_err(|error| ShipError::Stream(error.to_string()))?;
     Ok(wire::read_message(&mut receive, FrameKind::BatchResult).await?)

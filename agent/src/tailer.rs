@@ -93,7 +93,7 @@ use crate::buffer::{
 };
 use crate::identity::{self, tail_hash};
 use crate::metrics::AgentMetrics;
-use crate::reader::LineReader;
+use crate::reader::{LineReader, ReadBuffer};
 use garonne_common::config::{BatchConfig, InputConfig};
 use garonne_common::{Batch, FileChunk, FileIdentity, Module, wire};
 use std::collections::{HashMap, HashSet};
@@ -190,6 +190,15 @@ struct UnseenCopy {
 /// Emptied chunks kept for the next batches, so their buffers are not allocated again.
 const SPARE_CHUNKS: usize = 4;
 
+/// How long reading must be quiet before its buffers are given back.
+const RELEASE_WHEN_QUIET: Duration = Duration::from_secs(5);
+
+struct Quiet {
+    lines_read: u64,
+    since: Instant,
+    released: bool,
+}
+
 struct BatchBuilder {
     batch: Batch,
     spare_chunks: Vec<FileChunk>,
@@ -218,7 +227,9 @@ pub struct Tailer {
     files: HashMap<InodeKey, TrackedFile>,
     waiting: HashMap<InodeKey, WaitingFile>,
     builder: BatchBuilder,
-    scratch: Vec<u8>,
+    scratch: ReadBuffer,
+    /// Lines read as of the last check for quiet, and since when that count stands.
+    quiet: Quiet,
     next_scan: Instant,
     last_scan: Instant,
 }
@@ -239,7 +250,12 @@ impl Tailer {
             files: HashMap::new(),
             waiting: HashMap::new(),
             builder,
-            scratch: Vec::new(),
+            scratch: ReadBuffer::default(),
+            quiet: Quiet {
+                lines_read: 0,
+                since: Instant::now(),
+                released: false,
+            },
             next_scan: Instant::now(),
             last_scan: Instant::now(),
         }
@@ -260,6 +276,7 @@ impl Tailer {
             if more {
                 continue;
             }
+            self.release_memory_when_quiet(Instant::now());
             match wakeups.recv_timeout(self.wait_time()) {
                 Ok(first) => {
                     // Every pending wake-up is taken: one read serves them all.
@@ -282,6 +299,31 @@ impl Tailer {
         }
         self.flush(stop)?;
         Ok(())
+    }
+
+    /// Once no line has been read for [`RELEASE_WHEN_QUIET`] and no batch is open, frees
+    /// the read buffer and the batch encoder's buffers and compressor, and returns free
+    /// heap pages to the operating system. The buffers are made again by the next line;
+    /// in between, an agent following quiet files holds little more than its per-file
+    /// state.
+    fn release_memory_when_quiet(&mut self, now: Instant) {
+        let lines_read = AgentMetrics::get(&self.metrics.lines_read);
+        if lines_read != self.quiet.lines_read {
+            self.quiet = Quiet {
+                lines_read,
+                since: now,
+                released: false,
+            };
+        } else if !self.quiet.released
+            && self.builder.is_empty()
+            && now.duration_since(self.quiet.since) >= RELEASE_WHEN_QUIET
+        {
+            self.scratch.release();
+            self.builder.release_memory();
+            crate::memory::return_free_memory();
+            self.quiet.released = true;
+            tracing::debug!("reading is quiet, read and compression buffers released");
+        }
     }
 
     fn wait_time(&self) -> Duration {
@@ -463,14 +505,20 @@ impl Tailer {
         let mut reached = start.clone();
         loop {
             let chunk = self.builder.chunk_for(original, start.identity, module);
-            let outcome =
-                match reader.read_lines(file, chunk, PASS_BUDGET, usize::MAX, &mut self.scratch) {
-                    Ok(outcome) => outcome,
-                    Err(error) => {
-                        tracing::warn!(copy = %copy.display(), %error, "cannot read rotated copy");
-                        break;
-                    }
-                };
+            let outcome = match reader.read_lines(
+                file,
+                chunk,
+                PASS_BUDGET,
+                usize::MAX,
+                &mut self.scratch,
+                u64::MAX,
+            ) {
+                Ok(outcome) => outcome,
+                Err(error) => {
+                    tracing::warn!(copy = %copy.display(), %error, "cannot read rotated copy");
+                    break;
+                }
+            };
             self.builder.count(outcome.bytes_read, outcome.lines);
             AgentMetrics::add(&self.metrics.lines_recovered, outcome.lines as u64);
             reached = Checkpoint {
@@ -915,6 +963,7 @@ impl Tailer {
             budget,
             max_lines,
             &mut self.scratch,
+            size - tracked.reader.read_position(),
         ) {
             Ok(outcome) => outcome,
             Err(error) => {
@@ -1182,6 +1231,18 @@ impl BatchBuilder {
             .iter()
             .flat_map(|chunk| chunk.entries.iter());
         lines.filter(|entry| entry.flags.contains(flag)).count() as u64
+    }
+
+    fn is_empty(&self) -> bool {
+        self.lines == 0 && self.checkpoints.is_empty()
+    }
+
+    /// Frees what the builder keeps from batch to batch (see [`Tailer::flush`]).
+    fn release_memory(&mut self) {
+        self.spare_chunks = Vec::new();
+        self.batch.chunks = Vec::new();
+        self.checkpoints = HashMap::new();
+        self.encoder.release();
     }
 
     fn reset(&mut self) {

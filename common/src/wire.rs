@@ -164,6 +164,16 @@ impl BatchEncoder {
             .map_err(WireError::Io)?;
         Ok(&self.compressed)
     }
+
+    /// Frees the buffers and the zstd context; the next batch makes them again.
+    pub fn release(&mut self) {
+        *self = BatchEncoder::default();
+    }
+
+    /// Whether it keeps buffers or a zstd context from an earlier batch.
+    pub fn holds_memory(&self) -> bool {
+        self.compressor.is_some() || self.plain.capacity() > 0 || self.compressed.capacity() > 0
+    }
 }
 
 /// Decompresses and decodes a batch payload, refusing oversized output.
@@ -179,18 +189,24 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(
     kind: FrameKind,
     payload: &[u8],
 ) -> Result<(), WireError> {
-    if payload.len() > MAX_FRAME_BYTES {
-        return Err(WireError::FrameTooLarge {
-            length: payload.len(),
-        });
+    writer
+        .write_all(&frame_header(kind, payload.len())?)
+        .await?;
+    writer.write_all(payload).await?;
+    Ok(())
+}
+
+/// The header of a frame whose payload is `length` bytes, for writers that send the
+/// payload themselves (the agent hands its batches to QUIC without copying them).
+pub fn frame_header(kind: FrameKind, length: usize) -> Result<[u8; HEADER_BYTES], WireError> {
+    if length > MAX_FRAME_BYTES {
+        return Err(WireError::FrameTooLarge { length });
     }
     let mut header = [0u8; HEADER_BYTES];
     header[0] = PROTOCOL_VERSION;
     header[1] = kind as u8;
-    header[2..].copy_from_slice(&(payload.len() as u32).to_be_bytes());
-    writer.write_all(&header).await?;
-    writer.write_all(payload).await?;
-    Ok(())
+    header[2..].copy_from_slice(&(length as u32).to_be_bytes());
+    Ok(header)
 }
 
 /// Reads one frame, checking its version and size before reading the payload.

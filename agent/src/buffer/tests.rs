@@ -43,7 +43,7 @@ impl Fixture {
         let mut after = None;
         while let Some(batch) = self.buffer().next_after(after).unwrap() {
             after = Some(batch.sequence);
-            found.push((batch.sequence, batch.payload));
+            found.push((batch.sequence, batch.payload.to_vec()));
         }
         found
     }

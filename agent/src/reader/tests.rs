@@ -39,7 +39,14 @@ impl Fixture {
         let file = File::open(&self.path).unwrap();
         let mut chunk = chunk();
         reader
-            .read_lines(&file, &mut chunk, u64::MAX, usize::MAX, &mut Vec::new())
+            .read_lines(
+                &file,
+                &mut chunk,
+                u64::MAX,
+                usize::MAX,
+                &mut ReadBuffer::default(),
+                u64::MAX,
+            )
             .unwrap();
         chunk
     }
@@ -156,9 +163,29 @@ fn stops_at_the_line_limit_of_the_chunk() {
     let file = File::open(&fixture.path).unwrap();
     let mut chunk = chunk();
     reader
-        .read_lines(&file, &mut chunk, u64::MAX, 1, &mut Vec::new())
+        .read_lines(
+            &file,
+            &mut chunk,
+            u64::MAX,
+            1,
+            &mut ReadBuffer::default(),
+            u64::MAX,
+        )
         .unwrap();
     // One read holds all three lines; none is lost, the chunk just holds more.
     assert_eq!(chunk.entries.len(), 3);
     assert_eq!(reader.offset(), 6);
+}
+
+#[test]
+fn the_read_buffer_grows_only_as_far_as_the_bytes_waiting() {
+    let mut buffer = ReadBuffer::default();
+    assert_eq!(buffer.for_reading(100).len(), MIN_READ_BYTES);
+    assert_eq!(buffer.for_reading(100_000).len(), 100_000);
+    assert_eq!(buffer.for_reading(u64::MAX).len(), READ_BYTES);
+    // It does not shrink while in use: a smaller read reuses it whole.
+    assert_eq!(buffer.for_reading(100).len(), READ_BYTES);
+    buffer.release();
+    assert_eq!(buffer.capacity(), 0);
+    assert_eq!(buffer.for_reading(100).len(), MIN_READ_BYTES);
 }

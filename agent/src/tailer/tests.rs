@@ -257,6 +257,58 @@ fn refs(lines: &[String]) -> Vec<&str> {
 // Rotation
 
 #[test]
+fn quiet_reading_gives_back_its_buffers_and_takes_them_again_for_new_lines() {
+    let mut fixture = Fixture::new();
+    let first = fixture.append("app.log", &["one", "two"]);
+    fixture.step();
+    let start = Instant::now();
+    let holds_memory = |tailer: &mut Tailer| {
+        (
+            tailer.scratch.capacity() > 0,
+            tailer.builder.encoder.holds_memory(),
+        )
+    };
+    // The first check after lines were read only notes the count.
+    fixture.tailer().release_memory_when_quiet(start);
+    assert_eq!(holds_memory(fixture.tailer()), (true, true));
+    let almost = start + RELEASE_WHEN_QUIET - Duration::from_millis(1);
+    fixture.tailer().release_memory_when_quiet(almost);
+    assert_eq!(holds_memory(fixture.tailer()), (true, true));
+    fixture
+        .tailer()
+        .release_memory_when_quiet(start + RELEASE_WHEN_QUIET);
+    assert_eq!(holds_memory(fixture.tailer()), (false, false));
+
+    let second = fixture.append("app.log", &["three"]);
+    fixture.step();
+    fixture.assert_buffered(&[first, second]);
+    assert_eq!(holds_memory(fixture.tailer()), (true, true));
+    // New lines start a new quiet period.
+    fixture
+        .tailer()
+        .release_memory_when_quiet(start + RELEASE_WHEN_QUIET * 2);
+    assert_eq!(holds_memory(fixture.tailer()), (true, true));
+}
+
+#[test]
+fn an_open_batch_keeps_its_buffers_however_quiet_reading_is() {
+    let mut fixture = Fixture::new();
+    fixture.append("app.log", &["one"]);
+    let stop = AtomicBool::new(false);
+    fixture.tailer().scan().unwrap();
+    fixture.poll_until_caught_up(&stop);
+    let start = Instant::now();
+    fixture.tailer().release_memory_when_quiet(start);
+    fixture
+        .tailer()
+        .release_memory_when_quiet(start + RELEASE_WHEN_QUIET * 10);
+    assert!(fixture.tailer().scratch.capacity() > 0);
+    fixture.tailer().flush(&stop).unwrap();
+    fixture.take_buffered();
+    assert_eq!(fixture.buffered.len(), 1);
+}
+
+#[test]
 fn rename_and_create_rotation() {
     for close_inactive in [Duration::ZERO, Duration::from_secs(3600)] {
         let mut fixture = Fixture::with(|settings| settings.close_inactive = close_inactive);
