@@ -55,6 +55,13 @@ const MEMTABLE_BYTES: u64 = 2 * 1024 * 1024;
 /// Block cache of the store.
 const STORE_CACHE_BYTES: u64 = 1024 * 1024;
 
+/// Journal kept on disk before the store writes out the memtables that pin it, the
+/// smallest fjall allows. Batches and checkpoints share one journal, and the
+/// checkpoints' memtable fills slowly: with fjall's default (512 MiB) an agent shipping
+/// at full rate kept up to half a GiB of journal, twice the buffer's capacity, and the
+/// checkpoints' memtable grew with it.
+const MAX_JOURNAL_BYTES: u64 = 64 * 1024 * 1024;
+
 /// Format version of stored checkpoints, their first byte.
 pub const CHECKPOINT_FORMAT: u8 = 2;
 
@@ -213,7 +220,8 @@ impl GenerationHistory {
 #[derive(Debug, Clone)]
 pub struct StoredBatch {
     pub sequence: u64,
-    /// Shared with the QUIC stream that sends it, not copied into it.
+    /// Shared with the disk buffer's memory table (or block cache) it was read from and
+    /// with the QUIC stream that sends it: a batch in flight is held once.
     pub payload: bytes::Bytes,
 }
 
@@ -247,6 +255,7 @@ impl DiskBuffer {
         // each thread costs an idle agent memory of its own.
         let database = fjall::Database::builder(directory)
             .cache_size(STORE_CACHE_BYTES)
+            .max_journaling_size(MAX_JOURNAL_BYTES)
             .worker_threads(1)
             .open()?;
         let batches = database.keyspace("batches", || {
@@ -366,7 +375,7 @@ impl DiskBuffer {
         }
         Ok(Some(StoredBatch {
             sequence,
-            payload: bytes::Bytes::copy_from_slice(&value[1..]),
+            payload: bytes::Bytes::from(value).slice(1..),
         }))
     }
 

@@ -1,7 +1,7 @@
 use super::*;
 use proptest::prelude::*;
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Files the model's checkpoints are spread over.
@@ -444,4 +444,54 @@ fn generation_history_keeps_the_last_generations_once_each() {
     assert!(!history.contains(kept - 1));
     assert!((kept..20).all(|hash| history.contains(hash)));
     assert_eq!(history, history_of(&Vec::from_iter(kept..20)));
+}
+
+/// Bytes the files under `directory` take.
+fn size_on_disk(directory: &Path) -> u64 {
+    let mut total = 0;
+    for entry in std::fs::read_dir(directory).unwrap().flatten() {
+        let metadata = entry.metadata().unwrap();
+        total += if metadata.is_dir() {
+            size_on_disk(&entry.path())
+        } else {
+            metadata.len()
+        };
+    }
+    total
+}
+
+#[test]
+fn the_store_shrinks_back_to_its_bound_after_batches_flowed_through_it() {
+    // 192 MiB go through a buffer of 4 MiB, each batch acknowledged after the next one
+    // is in, each with a checkpoint as the tailer writes them.
+    const BATCH: usize = 512 * 1024;
+    let fixture = Fixture::new(4 * 1024 * 1024);
+    let payload = vec![7u8; BATCH];
+    let mut previous = None;
+    for number in 0..384u64 {
+        let sequence = fixture
+            .buffer()
+            .append(
+                &payload,
+                &[checkpoint(number % FILES, number * BATCH as u64)],
+            )
+            .unwrap();
+        if let Some(previous) = previous.replace(sequence) {
+            fixture.buffer().acknowledge(previous).unwrap();
+        }
+    }
+    // Once the journal passes MAX_JOURNAL_BYTES, the memtables pinning it are written
+    // out in the background and it is deleted. fjall's default let it grow to 512 MiB,
+    // and with the checkpoints' memtable filling slowly it was kept whole.
+    let bound = MAX_JOURNAL_BYTES + fixture.capacity + 4 * MEMTABLE_BYTES;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut size = size_on_disk(&fixture.path);
+    while size > bound && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        size = size_on_disk(&fixture.path);
+    }
+    assert!(
+        size <= bound,
+        "the store still takes {size} bytes on disk, over {bound}"
+    );
 }
