@@ -94,7 +94,12 @@ impl Shipper {
         let mut attempt = 0usize;
         while !*shutdown.borrow() {
             let address = &self.settings.addresses[attempt % self.settings.addresses.len()];
-            match self.connect(address).await {
+            // A stop does not wait for a connection attempt to time out.
+            let connected = tokio::select! {
+                connected = self.connect(address) => connected,
+                _ = shutdown.changed() => return,
+            };
+            match connected {
                 Ok((endpoint, connection)) => {
                     backoff.reset();
                     AgentMetrics::add(&self.metrics.connections, 1);

@@ -610,10 +610,18 @@ impl Tailer {
             let directory = path.parent().unwrap_or(Path::new("/")).to_path_buf();
             match self.find_by_inode(&directory, &checkpoint) {
                 Some((found, file)) if self.still_holds(&file, &checkpoint).unwrap_or(false) => {
-                    tracing::info!(
-                        path = %found.display(),
-                        "found a file rotated while stopped, reading it to its end",
-                    );
+                    // Rotated files already read to their end are found at every start
+                    // until they are deleted; only one with lines left is worth a line
+                    // in the log.
+                    let unread = file
+                        .metadata()
+                        .is_ok_and(|metadata| metadata.len() > checkpoint.offset);
+                    if unread {
+                        tracing::info!(
+                            path = %found.display(),
+                            "found a file rotated while stopped, reading it to its end",
+                        );
+                    }
                     self.track_orphan(key, file, &checkpoint);
                 }
                 Some((found, file)) => {
