@@ -49,7 +49,7 @@ pub fn build_documents(batch: &Batch, context: &ParseContext) -> (Vec<Document>,
             Timestamp::from_millisecond(chunk.read_time_ms).unwrap_or_else(|_| Timestamp::now());
         let identity = chunk.identity.to_string();
         for line in chunk.lines() {
-            if line.bytes.is_empty() {
+            if is_blank(line.bytes) {
                 report.blank_lines += 1;
                 continue;
             }
@@ -65,6 +65,12 @@ pub fn build_documents(batch: &Batch, context: &ParseContext) -> (Vec<Document>,
     }
     report.documents = documents.len();
     (documents, report)
+}
+
+/// A line of nothing but spaces, tabs or a stray carriage return is counted, not
+/// indexed.
+fn is_blank(bytes: &[u8]) -> bool {
+    bytes.iter().all(u8::is_ascii_whitespace)
 }
 
 /// The chunks of a batch that hold log lines, not monitor results.
@@ -83,7 +89,7 @@ pub fn parse_only(batch: &Batch, context: &ParseContext) -> BuildReport {
     for chunk in log_chunks(batch) {
         let format = Format::from_module(chunk.module.name()).unwrap_or(Format::Plain);
         for line in chunk.lines() {
-            if line.bytes.is_empty() {
+            if is_blank(line.bytes) {
                 report.blank_lines += 1;
                 continue;
             }
@@ -281,6 +287,17 @@ mod tests {
         assert_eq!(first["log.flags"], json!(["invalid_utf8", "truncated"]));
         let second = parse::flatten(&documents[1].body);
         assert_eq!(second["message"], json!("nul \u{0} inside"));
+    }
+
+    #[test]
+    fn lines_of_whitespace_are_counted_as_blank_not_indexed() {
+        let lines: [&[u8]; 4] = [b"   ", b"\t \r", b" text ", b""];
+        let batch = batch(Module::Plain, &lines, LineFlags::default());
+        let (documents, report) = build_documents(&batch, &context());
+        assert_eq!((report.documents, report.blank_lines), (1, 3));
+        let only = parse::flatten(&documents[0].body);
+        assert_eq!(only["message"], json!(" text "));
+        assert_eq!(parse_only(&batch, &context()).blank_lines, 3);
     }
 
     #[test]

@@ -13,6 +13,9 @@
 //! | `field:"a b"`   | whose field holds the phrase                        |
 //! | `field:*`       | that have the field                                 |
 //! | `-term`         | that do not match the term                          |
+//!
+//! `OR` and `NOT` are refused rather than searched for as words, since they read as
+//! operators that the language does not have; `"OR"` searches for the word.
 
 use serde_json::{Value, json};
 
@@ -37,6 +40,11 @@ pub enum QueryError {
     EmptyValue(String),
     #[error("invalid field name {0:?}: use letters, digits, '_', '@' and '.'")]
     FieldName(String),
+    #[error(
+        "{0} is not an operator here: every term must match, and -term excludes one; \
+         to search for the word, quote it (\"{0}\")"
+    )]
+    Operator(String),
 }
 
 impl Query {
@@ -45,6 +53,9 @@ impl Query {
         for token in tokenize(text)? {
             if token == "*" || token == "AND" {
                 continue;
+            }
+            if token == "OR" || token == "NOT" {
+                return Err(QueryError::Operator(token));
             }
             terms.push(parse_term(&token)?);
         }
@@ -161,10 +172,12 @@ fn term_to_tantivy(term: &Term, present_field: &str) -> String {
     }
 }
 
-/// Leaves simple words bare (so numbers stay numbers) and quotes the rest.
+/// Leaves simple words bare (so numbers stay numbers) and quotes the rest, including
+/// the words the embedded index's parser reads as operators.
 fn quote(text: &str) -> String {
     let simple = !text.is_empty() && text.chars().all(|c| c.is_alphanumeric() || c == '_');
-    if simple {
+    let operator = matches!(text, "AND" | "OR" | "NOT" | "IN");
+    if simple && !operator {
         text.to_string()
     } else {
         format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
@@ -225,6 +238,24 @@ mod tests {
             Query::parse("a/b:c"),
             Err(QueryError::FieldName(_))
         ));
+        for operator in ["OR", "NOT"] {
+            let error = Query::parse(&format!("timeout {operator} refused")).unwrap_err();
+            assert_eq!(error, QueryError::Operator(operator.into()));
+            assert!(error.to_string().contains("-term excludes"), "{error}");
+        }
+    }
+
+    #[test]
+    fn operator_words_quoted_are_searched_as_words() {
+        let query = Query::parse(r#""OR" -"NOT" AND"#).unwrap();
+        assert_eq!(
+            query.terms,
+            vec![
+                Term::Text("OR".into()),
+                Term::Not(Box::new(Term::Text("NOT".into())))
+            ]
+        );
+        assert_eq!(query.to_tantivy("_fields"), r#""OR" -"NOT""#);
     }
 
     #[test]

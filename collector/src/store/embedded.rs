@@ -176,6 +176,14 @@ fn lock_writer(index: &Index, path: &Path) -> Result<IndexWriter, StoreError> {
                 attempts += 1;
                 std::thread::sleep(std::time::Duration::from_millis(100));
             }
+            Err(tantivy::TantivyError::LockFailure(..)) => {
+                let reason = format!(
+                    "embedded index {} is locked by another process; is another \
+                     garonne-collector running with the same data_dir?",
+                    path.display()
+                );
+                return Err(StoreError::Failed(reason));
+            }
             Err(error) => {
                 let reason = format!("cannot lock embedded index {}: {error}", path.display());
                 return Err(StoreError::Failed(reason));
@@ -356,4 +364,26 @@ fn json_to_tantivy(
             )
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_writer_on_the_same_index_is_told_why_it_cannot_open_it() {
+        let directory = tempfile::tempdir().unwrap();
+        let _first = EmbeddedStore::open(directory.path()).unwrap();
+        let Err(error) = EmbeddedStore::open(directory.path()) else {
+            panic!("a second writer opened the same index");
+        };
+        let text = error.to_string();
+        assert!(text.contains("is locked by another process"), "{text}");
+        assert!(
+            text.contains(&directory.path().display().to_string()),
+            "{text}"
+        );
+        // Searching alongside the writer still works.
+        assert!(EmbeddedStore::open_read_only(directory.path()).is_ok());
+    }
 }
