@@ -260,3 +260,28 @@ fn collector_reloads_on_sighup_and_agents_carry_on() {
         collector.count("*") == 2
     });
 }
+
+#[test]
+fn an_agent_stops_without_waiting_for_a_collector_that_does_not_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = Certs::create(&dir.path().join("certs")).unwrap();
+    // A port that takes the agent's packets and never answers: its connection
+    // attempt can only end by timing out.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let log = dir.path().join("app.log");
+    append(&log, b"a line that waits in the buffer\n");
+    let config = agent_config(dir.path(), &certs, port, &plain_input(&log), "");
+    let mut agent = start_agent(dir.path(), &config).unwrap();
+    agent.wait_for_log("following file");
+
+    assert!(agent.stop().success());
+    let text = agent.log_text();
+    assert!(text.contains("agent stopped"), "{text}");
+    // Waiting for the attempt to time out would have logged it as a failure first.
+    assert!(
+        !text.contains("collector unreachable"),
+        "the stop waited for the connection attempt:\n{text}"
+    );
+    assert!(text.contains("pending_batches=1"), "{text}");
+}
