@@ -54,10 +54,9 @@ impl Store {
         match self {
             Store::Elastic(store) => store.write(documents).await,
             Store::Embedded(store) => store.write(documents).await,
-            Store::Discard => Ok(WriteReport {
-                created: documents.len(),
-                ..WriteReport::default()
-            }),
+            // Nothing is stored, so nothing is counted as created: neither log lines
+            // (which the discard path never makes documents of) nor monitor results.
+            Store::Discard => Ok(WriteReport::default()),
         }
     }
 
@@ -87,5 +86,22 @@ impl Store {
             Store::Embedded(store) => format!("embedded index {}", store.path().display()),
             Store::Discard => "discard".to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_discard_sink_counts_nothing_as_stored() {
+        let document = Document {
+            id: "web1-check-1".into(),
+            dataset: "garonne.probe",
+            timestamp: jiff::Timestamp::now(),
+            body: serde_json::Map::new(),
+        };
+        let report = Store::Discard.write(vec![document]).await.unwrap();
+        assert_eq!(report, WriteReport::default());
     }
 }
