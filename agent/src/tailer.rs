@@ -438,11 +438,22 @@ impl Tailer {
             generation,
             history,
         };
+        let never_seen = checkpoint.is_none();
         let resume_at = checkpoint
             .filter(|checkpoint| checkpoint.generation == generation)
             .map(|checkpoint| checkpoint.offset)
             .unwrap_or(0);
         self.identify_waiting(key, waiting, Some(file), resume_at);
+        // A file is remembered from the moment it is followed, not from its first
+        // buffered batch: if the agent stops before that and the file is rotated away
+        // (renamed, or copytruncated, or both), this checkpoint is what lets the next
+        // start find the file or its copy and read it from its start.
+        if never_seen
+            && !self.builder.checkpoints.contains_key(&key)
+            && let Some(tracked) = self.files.get(&key)
+        {
+            self.buffer.save_checkpoints(&[checkpoint_of(tracked)])?;
+        }
         Ok(())
     }
 

@@ -309,6 +309,23 @@ fn an_open_batch_keeps_its_buffers_however_quiet_reading_is() {
 }
 
 #[test]
+fn a_file_followed_but_never_read_is_recovered_after_copytruncate_and_rename_while_stopped() {
+    let mut fixture = Fixture::new();
+    let first = fixture.append("app.log", &["first generation 1", "first generation 2"]);
+    // An agent starts, follows the new file and is killed before it buffers a line.
+    fixture.restart();
+    fixture.agent = None;
+    // While it is stopped, the file is copytruncated, written to, and renamed away.
+    fixture.copytruncate("app.log", "app.log.1");
+    let second = fixture.append("app.log", &["second generation 1"]);
+    fixture.rename("app.log", "app.log.2");
+    fixture.start();
+    fixture.step();
+    fixture.step();
+    fixture.assert_buffered(&[first, second]);
+}
+
+#[test]
 fn rename_and_create_rotation() {
     for close_inactive in [Duration::ZERO, Duration::from_secs(3600)] {
         let mut fixture = Fixture::with(|settings| settings.close_inactive = close_inactive);
