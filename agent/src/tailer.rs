@@ -75,9 +75,10 @@
 //! - While running, a generation copied away before the agent read its first line, right
 //!   after a truncation: it is recovered only if the agent restarts before the file's
 //!   next content is read.
-//! - A file that had no checkpoint yet (it was empty, or none of its lines were buffered)
-//!   when the agent stopped, and was rotated away before it started again; and a file
-//!   closed for inactivity that was written to and deleted before it was reopened.
+//! - A file the agent never followed (created while it was stopped, or still without a
+//!   complete first line) and rotated away before it started again; and a file closed
+//!   for inactivity that was written to and deleted before it was reopened. A file is
+//!   checkpointed as soon as it is followed, before any of its lines is buffered.
 //!
 //! A rotated file is also let go with an incomplete last line unread, since no newline
 //! will come.
