@@ -24,6 +24,21 @@ pub mod shipper;
 pub mod tailer;
 mod watch;
 
+/// One line per input pattern whose directory does not exist (see
+/// `watch::missing_directories`).
+pub fn input_warnings(config: &AgentConfig) -> Vec<String> {
+    watch::missing_directories(&config.inputs)
+        .into_iter()
+        .map(|(pattern, directory)| {
+            format!(
+                "input path {pattern:?}: directory {} does not exist; nothing is read from \
+                 it until it is created",
+                directory.display()
+            )
+        })
+        .collect()
+}
+
 use anyhow::Context;
 use buffer::DiskBuffer;
 use garonne_common::config::AgentConfig;
@@ -89,6 +104,9 @@ async fn run_once(
         pending_bytes = buffer.pending_bytes(),
         "agent starting"
     );
+    for warning in input_warnings(config) {
+        tracing::warn!("{warning}");
+    }
 
     let tls = garonne_common::tls::client_config(
         &config.collector.ca,

@@ -55,6 +55,9 @@ fn run_command() -> anyhow::Result<()> {
         Command::CheckConfig { config } => {
             let loaded = AgentConfig::load(&config)?;
             loaded.check_files(&config)?;
+            for warning in garonne_agent::input_warnings(&loaded) {
+                eprintln!("warning: {}: {warning}", config.display());
+            }
             println!("{}: configuration is valid", config.display());
             Ok(())
         }

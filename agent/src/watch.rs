@@ -54,6 +54,18 @@ fn wake_for(event: &notify::Event) -> Option<Wake> {
     }
 }
 
+/// Input patterns whose fixed directory does not exist, each with that directory:
+/// nothing is read from them until it is created. `check-config` and the agent's start
+/// warn of each, since a mistyped directory otherwise ships nothing in silence.
+pub(crate) fn missing_directories(inputs: &[InputConfig]) -> Vec<(String, PathBuf)> {
+    inputs
+        .iter()
+        .flat_map(|input| input.paths.iter())
+        .map(|pattern| (pattern.clone(), fixed_directory(pattern)))
+        .filter(|(_, directory)| !directory.is_dir())
+        .collect()
+}
+
 /// The directory holding a pattern's matches, when its wildcards are in the file name
 /// only; otherwise the deepest directory without wildcards.
 fn fixed_directory(pattern: &str) -> PathBuf {
@@ -107,6 +119,23 @@ mod tests {
         for (kind, wake) in expected {
             assert_eq!(wake_for(&Event::new(kind)), wake, "{kind:?}");
         }
+    }
+
+    #[test]
+    fn a_pattern_under_a_missing_directory_is_named_with_that_directory() {
+        let existing = tempfile::tempdir().unwrap();
+        let present = format!("{}/*.log", existing.path().display());
+        let absent = format!("{}/apach2/*.log", existing.path().display());
+        let input = InputConfig {
+            paths: vec![present, absent.clone()],
+            module: garonne_common::Module::Plain,
+            exclude: Vec::new(),
+            max_line_bytes: garonne_common::config::DEFAULT_MAX_LINE_BYTES,
+        };
+        assert_eq!(
+            missing_directories(&[input]),
+            vec![(absent, existing.path().join("apach2"))]
+        );
     }
 
     #[test]

@@ -215,6 +215,12 @@ fn a_query_of_exclusions_alone_means_everything_except() {
     assert_eq!(collector.count("-banana"), 2);
     assert_eq!(collector.count("* -banana -cherry"), 1);
     assert_eq!(collector.count("-message:*"), 0);
+    // Without `--` too, including a query that starts like the short help flag.
+    assert_eq!(collector.search(&["--count", "-banana"]).trim(), "2");
+    assert_eq!(
+        collector.search(&["--count", "-host.name:nowhere"]).trim(),
+        "3"
+    );
 }
 
 #[test]
@@ -284,4 +290,22 @@ fn an_agent_stops_without_waiting_for_a_collector_that_does_not_answer() {
         "the stop waited for the connection attempt:\n{text}"
     );
     assert!(text.contains("pending_batches=1"), "{text}");
+}
+
+#[test]
+fn check_config_warns_of_an_input_directory_that_does_not_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = Certs::create(&dir.path().join("certs")).unwrap();
+    let missing = dir.path().join("apach2");
+    let input = plain_input(&missing.join("access.log"));
+    let config = agent_config(dir.path(), &certs, 4433, &input, "");
+    let output = Command::new(binary("garonne-agent"))
+        .args(["check-config", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let warning = format!("directory {} does not exist", missing.display());
+    assert!(stderr.contains(&warning), "{stderr}");
 }
