@@ -84,8 +84,13 @@ enum Command {
         command: AlertsCommand,
     },
     /// Search the store the configuration selects. QUERY is free text and field:value
-    /// terms; `*` matches everything.
+    /// terms; `*` matches everything. A query may start with `-` (an exclusion), so help
+    /// is `--help` only.
+    #[command(disable_help_flag = true)]
     Search {
+        /// Print help.
+        #[arg(long, action = clap::ArgAction::Help)]
+        help: Option<bool>,
         #[arg(long, default_value = DEFAULT_CONFIG)]
         config: PathBuf,
         /// Print only the number of matching documents.
@@ -96,6 +101,7 @@ enum Command {
         /// Print only these fields (comma-separated dotted paths) of each document.
         #[arg(long, value_delimiter = ',')]
         fields: Vec<String>,
+        #[arg(allow_hyphen_values = true)]
         query: String,
     },
 }
@@ -219,6 +225,7 @@ fn run_command() -> anyhow::Result<()> {
             runtime()?.block_on(similar(&config, query, limit))
         }
         Command::Search {
+            help: _,
             config,
             count,
             limit,
