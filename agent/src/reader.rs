@@ -6,7 +6,7 @@
 //! `max_line_bytes` bytes and is flagged truncated; the rest is skipped without being
 //! held, so memory stays bounded whatever the input.
 
-use crate::identity::read_fully_at;
+use crate::identity::{TAIL_BYTES, read_fully_at};
 use garonne_common::{FileChunk, LineFlags};
 use std::fs::File;
 use std::io;
@@ -54,6 +54,11 @@ pub struct LineReader {
     /// Bytes of the incomplete line read so far, at most `max_line_bytes`.
     partial: Vec<u8>,
     max_line_bytes: usize,
+    /// Hash of the bytes just before `offset` (as `identity::tail_hash` computes it),
+    /// taken from the bytes read when they were split, so that it describes what was
+    /// read even if the file is truncated right after. `None` when those bytes were not
+    /// all in one read; the file is then asked.
+    tail_hash: Option<u64>,
 }
 
 /// What one call to [`LineReader::read_lines`] did.
@@ -72,7 +77,14 @@ impl LineReader {
             read_position: offset,
             partial: Vec::new(),
             max_line_bytes,
+            tail_hash: None,
         }
+    }
+
+    /// The hash of the bytes just before [`LineReader::offset`], if the last read that
+    /// moved the offset held them all.
+    pub fn tail_hash(&self) -> Option<u64> {
+        self.tail_hash
     }
 
     /// The checkpoint: start of the first line not yet emitted.
@@ -110,7 +122,12 @@ impl LineReader {
                 outcome.at_end = true;
                 break;
             }
-            outcome.lines += self.split(&scratch[..filled], chunk);
+            let bytes = &scratch[..filled];
+            let lines = self.split(bytes, chunk);
+            if lines > 0 {
+                self.tail_hash = tail_in(bytes, self.read_position, self.offset);
+            }
+            outcome.lines += lines;
             outcome.bytes_read += filled as u64;
             self.read_position += filled as u64;
             if filled < scratch.len() {
@@ -165,6 +182,17 @@ impl LineReader {
         chunk.push(self.offset, end_position - self.offset, line, flags);
         self.offset = end_position;
     }
+}
+
+/// The hash of the (at most [`TAIL_BYTES`]) bytes before `offset`, from `bytes` read at
+/// file position `start`, if they hold them all.
+fn tail_in(bytes: &[u8], start: u64, offset: u64) -> Option<u64> {
+    let tail_start = offset.saturating_sub(TAIL_BYTES);
+    if tail_start < start || offset > start + bytes.len() as u64 {
+        return None;
+    }
+    let range = (tail_start - start) as usize..(offset - start) as usize;
+    Some(xxhash_rust::xxh3::xxh3_64(&bytes[range]))
 }
 
 #[cfg(test)]

@@ -994,7 +994,16 @@ impl Tailer {
         if outcome.bytes_read > 0 {
             tracked.last_change = Instant::now();
         }
-        tracked.tail_hash = tail_hash(file, tracked.reader.offset()).ok().flatten();
+        if outcome.lines > 0 {
+            // From the bytes just read when they hold the tail: read again from the file,
+            // it would describe new content if the file was copytruncated and refilled
+            // in between, and the copy holding the unread lines would not be recognised.
+            let offset = tracked.reader.offset();
+            tracked.tail_hash = tracked
+                .reader
+                .tail_hash()
+                .or_else(|| tail_hash(file, offset).ok().flatten());
+        }
         let checkpoint = checkpoint_of(tracked);
         self.builder.checkpoints.insert(key, checkpoint);
         self.builder.count(outcome.bytes_read, outcome.lines);

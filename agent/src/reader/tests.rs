@@ -189,3 +189,33 @@ fn the_read_buffer_grows_only_as_far_as_the_bytes_waiting() {
     assert_eq!(buffer.capacity(), 0);
     assert_eq!(buffer.for_reading(100).len(), MIN_READ_BYTES);
 }
+
+#[test]
+fn the_tail_hash_is_taken_from_the_bytes_read_as_the_file_gives_it() {
+    let fixture = Fixture::new();
+    let mut text = String::new();
+    for number in 0..50 {
+        text.push_str(&format!(
+            "line {number} with some words to pass the tail size\n"
+        ));
+    }
+    fixture.append(text.as_bytes());
+    fixture.append(b"an incomplete last line");
+    let mut reader = LineReader::new(0, 1 << 20);
+    fixture.read(&mut reader);
+    let file = File::open(&fixture.path).unwrap();
+    let expected = crate::identity::tail_hash(&file, reader.offset()).unwrap();
+    assert!(expected.is_some());
+    assert_eq!(reader.tail_hash(), expected);
+
+    // A file shorter than the tail: the hash covers all of it.
+    let short = Fixture::new();
+    short.append(b"one\ntwo\n");
+    let mut reader = LineReader::new(0, 1 << 20);
+    short.read(&mut reader);
+    let file = File::open(&short.path).unwrap();
+    assert_eq!(
+        reader.tail_hash(),
+        crate::identity::tail_hash(&file, 8).unwrap()
+    );
+}
