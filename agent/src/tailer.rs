@@ -533,9 +533,13 @@ impl Tailer {
             };
             self.builder.count(outcome.bytes_read, outcome.lines);
             AgentMetrics::add(&self.metrics.lines_recovered, outcome.lines as u64);
+            let offset = reader.offset();
+            let tail = reader
+                .tail_hash()
+                .or_else(|| tail_hash(file, offset).ok().flatten());
             reached = Checkpoint {
-                offset: reader.offset(),
-                tail_hash: tail_hash(file, reader.offset()).ok().flatten().unwrap_or(0),
+                offset,
+                tail_hash: tail.unwrap_or(0),
                 updated_ms: now_millis(),
                 ..start.clone()
             };

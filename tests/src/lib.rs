@@ -276,6 +276,17 @@ impl Collector {
         })
     }
 
+    /// `http://ADDRESS` of the collector's HTTP API, once it logged that it listens.
+    pub fn api_url(&mut self) -> String {
+        let line = self.process.wait_for_log("api listening");
+        let address = line
+            .split("listen=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("api address in the log");
+        format!("http://{address}")
+    }
+
     /// Runs `garonne-collector search --count QUERY` against this collector's store.
     pub fn count(&self, query: &str) -> u64 {
         let output = self.search(&["--count", "--", query]);

@@ -102,13 +102,7 @@ fn row<'a>(rows: &'a [Value], monitor: &str, agent: &str) -> Option<&'a Value> {
 
 /// `GET /api/v1/monitors` of the running collector.
 fn api_rows(collector: &mut Collector) -> Vec<Value> {
-    let line = collector.process.wait_for_log("api listening");
-    let address = line
-        .split("listen=")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("api address in the log");
-    let url = format!("http://{address}/api/v1/monitors");
+    let url = format!("{}/api/v1/monitors", collector.api_url());
     let answer: Value = reqwest::blocking::get(&url)
         .and_then(|response| response.json())
         .unwrap_or_else(|error| panic!("GET {url}: {error}"));

@@ -56,16 +56,6 @@ fn prepare(dir: &Path) -> (String, u64) {
     (inputs, lines)
 }
 
-fn api_url(collector: &mut Collector) -> String {
-    let line = collector.process.wait_for_log("api listening");
-    let address = line
-        .split("listen=")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("api address in the log");
-    format!("http://{address}")
-}
-
 fn get_json(url: &str) -> Value {
     reqwest::blocking::get(url)
         .and_then(|response| response.json())
@@ -101,7 +91,7 @@ fn ship_and_search(extra: &str) {
     let table =
         format!("[templates]\npersist_interval = \"1s\"\nrefresh_interval = \"1s\"\n{extra}");
     let mut collector = Collector::start(dir, &certs, &table).unwrap();
-    let api = api_url(&mut collector);
+    let api = collector.api_url();
     let config = agent_config(dir, &certs, collector.port, &inputs, "");
     let mut agent = start_agent(dir, &config).unwrap();
     wait_until(READY_TIMEOUT, "every Loghub line indexed", || {
@@ -266,7 +256,7 @@ fn a_qdrant_collection_of_another_dimension_is_reported_not_overwritten() {
         "{line}"
     );
     assert_eq!(qdrant.service.point_count("garonne-templates"), 0);
-    let api = api_url(&mut collector);
+    let api = collector.api_url();
     let status = get_json(&format!("{api}/api/v1/templates/status"));
     assert!(
         status["pending"].as_u64().unwrap() > 0,
