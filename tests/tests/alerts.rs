@@ -49,8 +49,20 @@ fn a_burst_of_5xx_fires_once_reminds_resolves_and_a_dead_channel_blocks_nothing(
     append(&logs.join("access.log"), access_lines(200, 10).as_bytes());
 
     let hook = Receiver::start();
-    // Nothing listens here until the end of the test: every attempt fails at first.
-    let down_port = free_port();
+    // Nothing listens here until the end of the test: every attempt fails at first. The
+    // port stays bound (not listening, so connections are refused) so that nothing else
+    // can take it before the channel comes back.
+    let down_socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    down_socket
+        .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    let down_port = down_socket
+        .local_addr()
+        .unwrap()
+        .as_socket()
+        .unwrap()
+        .port();
     let down_url = format!("http://127.0.0.1:{down_port}/alerts");
     let config = format!(
         "{}{}\
@@ -107,7 +119,8 @@ fn a_burst_of_5xx_fires_once_reminds_resolves_and_a_dead_channel_blocks_nothing(
     assert!(messages[2]["body"].as_str().unwrap().contains("Resolved: "));
 
     // The dead channel comes back: its retries deliver what it missed.
-    let down = Receiver::on(TcpListener::bind(("127.0.0.1", down_port)).unwrap());
+    down_socket.listen(128).unwrap();
+    let down = Receiver::on(TcpListener::from(down_socket));
     down.wait_for("a retried delivery", |m| {
         m.iter()
             .any(|message| message["key"] == "alert:web-5xx:web1")
