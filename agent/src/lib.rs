@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod monitors;
 pub mod reader;
 pub mod shipper;
+pub mod status;
 pub mod tailer;
 mod watch;
 
@@ -160,8 +161,8 @@ async fn run_once(
             .spawn(move || Tailer::new(settings, buffer, new_batch, metrics).run(&wakeups, &stop))?
     };
     let sync_thread = spawn_sync(buffer.clone(), config.buffer.sync_interval.0, stop.clone());
-    let status = tokio::spawn(write_status_periodically(
-        data_dir.join(STATUS_FILE),
+    let status_writer = tokio::spawn(status::write_periodically(
+        data_dir.join(status::STATUS_FILE),
         buffer.clone(),
         metrics.clone(),
     ));
@@ -184,8 +185,8 @@ async fn run_once(
     let _ = shipping.await;
     let _ = sync_thread.join();
     buffer.sync()?;
-    status.abort();
-    write_status(&data_dir.join(STATUS_FILE), buffer, metrics, false);
+    status_writer.abort();
+    status::write(&data_dir.join(status::STATUS_FILE), buffer, metrics, false);
     tracing::info!(
         lines_read = AgentMetrics::get(&metrics.lines_read),
         batches_acknowledged = AgentMetrics::get(&metrics.batches_acknowledged),
@@ -196,47 +197,6 @@ async fn run_once(
         Ok(Ok(Ok(()))) => Ok(ending),
         Ok(Ok(Err(error))) => Err(error.into()),
         _ => anyhow::bail!("the tailer thread panicked"),
-    }
-}
-
-/// File in the data directory where the agent keeps its counters, refreshed every
-/// second; `garonne-agent status` prints it.
-pub const STATUS_FILE: &str = "status.json";
-
-async fn write_status_periodically(
-    path: std::path::PathBuf,
-    buffer: Arc<DiskBuffer>,
-    metrics: Arc<AgentMetrics>,
-) {
-    let mut ticks = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        ticks.tick().await;
-        write_status(&path, &buffer, &metrics, true);
-    }
-}
-
-/// Writes the counters and the buffer's fill atomically (temporary file, rename).
-/// `running` is false in the last status written as the agent stops.
-fn write_status(path: &Path, buffer: &DiskBuffer, metrics: &AgentMetrics, running: bool) {
-    let mut status = serde_json::Map::new();
-    status.insert("running".into(), running.into());
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    let now_ms = now.map(|elapsed| elapsed.as_millis() as u64).unwrap_or(0);
-    status.insert("updated_ms".into(), now_ms.into());
-    for (name, value) in metrics.snapshot() {
-        status.insert(name.to_string(), value.into());
-    }
-    status.insert(
-        "pending_batches".into(),
-        (buffer.pending_batches() as u64).into(),
-    );
-    status.insert("pending_bytes".into(), buffer.pending_bytes().into());
-    status.insert("buffer_capacity_bytes".into(), buffer.capacity().into());
-    let text = serde_json::Value::Object(status).to_string();
-    let temporary = path.with_extension("json.tmp");
-    let written = std::fs::write(&temporary, text).and_then(|()| std::fs::rename(&temporary, path));
-    if let Err(error) = written {
-        tracing::debug!(path = %path.display(), %error, "cannot write status file");
     }
 }
 

@@ -1,7 +1,9 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use garonne_agent::status::{self, Liveness};
 use garonne_common::config::AgentConfig;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 /// Garonne agent: tails log files and ships them to a Garonne collector.
 #[derive(Parser)]
@@ -23,7 +25,8 @@ enum Command {
         #[arg(long, default_value = "/etc/garonne/agent.toml")]
         config: PathBuf,
     },
-    /// Print the running agent's counters and disk buffer fill as JSON.
+    /// Print the agent's counters and disk buffer fill as JSON; exit with status 3 if
+    /// the agent is not running.
     Status {
         #[arg(long, default_value = "/etc/garonne/agent.toml")]
         config: PathBuf,
@@ -44,11 +47,21 @@ pub extern "C" fn logf(value: f32) -> f32 {
     libm::logf(value)
 }
 
-fn main() -> std::process::ExitCode {
-    garonne_common::process::exit_status(run_command())
+fn main() -> ExitCode {
+    match run_command() {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
-fn run_command() -> anyhow::Result<()> {
+/// Exit status of `status` when the agent is not running, as `systemctl status` and
+/// LSB init scripts report it.
+const NOT_RUNNING: u8 = 3;
+
+fn run_command() -> anyhow::Result<ExitCode> {
     garonne_common::tls::install_crypto_provider();
     garonne_common::process::init_logging();
     match Cli::parse().command {
@@ -59,16 +72,11 @@ fn run_command() -> anyhow::Result<()> {
                 eprintln!("warning: {}: {warning}", config.display());
             }
             println!("{}: configuration is valid", config.display());
-            Ok(())
+            Ok(ExitCode::SUCCESS)
         }
         Command::Status { config } => {
             let loaded = AgentConfig::load(&config)?;
-            let path = loaded.agent.data_dir.join(garonne_agent::STATUS_FILE);
-            let text = std::fs::read_to_string(&path).with_context(|| {
-                format!("cannot read {} (is the agent running?)", path.display())
-            })?;
-            println!("{text}");
-            Ok(())
+            print_status(&loaded.agent.data_dir.join(status::STATUS_FILE))
         }
         Command::Run { config: path } => {
             let config = AgentConfig::load(&path)?;
@@ -80,7 +88,39 @@ fn run_command() -> anyhow::Result<()> {
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?;
-            runtime.block_on(garonne_agent::run(&path, config))
+            runtime.block_on(garonne_agent::run(&path, config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Prints the status file as it is, and says on standard error when the agent that
+/// wrote it is no longer running.
+fn print_status(path: &Path) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "cannot read {} (has the agent ever run with this configuration?)",
+            path.display()
+        )
+    })?;
+    println!("{text}");
+    let written: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a status file", path.display()))?;
+    let now_ms = status::unix_millis(std::time::SystemTime::now());
+    match Liveness::of(&written, now_ms) {
+        Liveness::Running => Ok(ExitCode::SUCCESS),
+        Liveness::Stopped => {
+            eprintln!("the agent is not running: these are the counters it left as it stopped");
+            Ok(ExitCode::from(NOT_RUNNING))
+        }
+        Liveness::Silent(silent) => {
+            eprintln!(
+                "the agent is not running: {} was last written {} s ago, and a running \
+                 agent rewrites it every second (was it killed?)",
+                path.display(),
+                silent.as_secs()
+            );
+            Ok(ExitCode::from(NOT_RUNNING))
         }
     }
 }

@@ -309,3 +309,45 @@ fn check_config_warns_of_an_input_directory_that_does_not_exist() {
     let warning = format!("directory {} does not exist", missing.display());
     assert!(stderr.contains(&warning), "{stderr}");
 }
+
+/// `garonne-agent status`: its exit status and what it prints.
+fn agent_status_command(config: &Path) -> (Option<i32>, serde_json::Value, String) {
+    let output = Command::new(binary("garonne-agent"))
+        .args(["status", "--config"])
+        .arg(config)
+        .output()
+        .unwrap();
+    let printed = serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.code(), printed, stderr)
+}
+
+#[test]
+fn agent_status_exits_3_once_the_agent_has_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = Certs::create(&dir.path().join("certs")).unwrap();
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let log = dir.path().join("app.log");
+    append(&log, b"one line\n");
+    let config = agent_config(dir.path(), &certs, port, &plain_input(&log), "");
+
+    let (code, _, stderr) = agent_status_command(&config);
+    assert_eq!(code, Some(1), "before the first run: {stderr}");
+    assert!(stderr.contains("status.json"), "{stderr}");
+
+    let mut agent = start_agent(dir.path(), &config).unwrap();
+    wait_until(READY_TIMEOUT, "the agent's first status", || {
+        agent_status_command(&config).0 == Some(0)
+    });
+    let (_, running, _) = agent_status_command(&config);
+    assert_eq!(running["running"], true);
+
+    assert!(agent.stop().success());
+    let (code, stopped, stderr) = agent_status_command(&config);
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(stderr.contains("the agent is not running"), "{stderr}");
+    // The counters it left are still printed.
+    assert_eq!(stopped["running"], false);
+    assert_eq!(stopped["lines_read"], 1, "{stopped}");
+}
