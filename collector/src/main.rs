@@ -7,6 +7,7 @@ use garonne_collector::store::{Store, elastic::ElasticStore, embedded::EmbeddedS
 use garonne_collector::{alerts, api, certs, pipeline, probes};
 use garonne_common::config::{CollectorConfig, Sink};
 use garonne_common::process::{Request, Signals};
+use garonne_common::units::HumanDuration;
 use garonne_common::wire::ALPN;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -101,6 +102,13 @@ enum Command {
         /// Print only these fields (comma-separated dotted paths) of each document.
         #[arg(long, value_delimiter = ',')]
         fields: Vec<String>,
+        /// Only documents from this time on: a duration ago (15m, 2h, 7d) or a time
+        /// (2026-12-04, 2026-12-04T10:00:00Z; UTC without an offset).
+        #[arg(long)]
+        since: Option<String>,
+        /// Only documents before this time, in the same forms as --since.
+        #[arg(long)]
+        until: Option<String>,
         #[arg(allow_hyphen_values = true)]
         query: String,
     },
@@ -230,8 +238,13 @@ fn run_command() -> anyhow::Result<()> {
             count,
             limit,
             fields,
+            since,
+            until,
             query,
-        } => runtime()?.block_on(search(&config, count, limit, &fields, &query)),
+        } => {
+            let query = with_time_range(&query, since.as_deref(), until.as_deref())?;
+            runtime()?.block_on(search(&config, count, limit, &fields, &query))
+        }
     }
 }
 
@@ -487,6 +500,31 @@ fn monitors_command(command: MonitorsCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The query with `--since` and `--until` added as `@timestamp` range terms; a
+/// duration counts back from now.
+fn with_time_range(
+    query: &str,
+    since: Option<&str>,
+    until: Option<&str>,
+) -> anyhow::Result<String> {
+    let time = |option: &str, text: &str| -> anyhow::Result<String> {
+        if HumanDuration::parse(text).is_ok() {
+            return Ok(format!("now-{text}"));
+        }
+        garonne_collector::query::parse_time(text, jiff::Timestamp::now())
+            .map_err(|reason| anyhow::anyhow!("{option}: {reason}, or a duration such as 15m"))?;
+        Ok(text.to_string())
+    };
+    let mut query = query.to_string();
+    if let Some(since) = since {
+        query.push_str(&format!(" @timestamp:>={}", time("--since", since)?));
+    }
+    if let Some(until) = until {
+        query.push_str(&format!(" @timestamp:<{}", time("--until", until)?));
+    }
+    Ok(query)
 }
 
 async fn search(

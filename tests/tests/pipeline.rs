@@ -12,6 +12,10 @@ const ERROR_LOG: &str = "data/loghub/Apache/Apache_2k.log";
 struct Expected {
     lines: u64,
     status_404: u64,
+    status_4xx: u64,
+    status_from_500: u64,
+    bytes_under_1000: u64,
+    on_may_17: u64,
     error_level: u64,
     first_access_line: String,
 }
@@ -29,7 +33,23 @@ fn prepare_logs(dir: &Path) -> Expected {
             .and_then(|rest| rest.split_whitespace().next())
             .map(str::to_string)
     };
+    let number_after_request = |line: &str, index: usize| {
+        line.split('"')
+            .nth(2)
+            .and_then(|rest| rest.split_whitespace().nth(index))
+            .and_then(|text| text.parse::<i64>().ok())
+    };
+    let access_where =
+        |keep: &dyn Fn(&str) -> bool| access_text.lines().filter(|line| keep(line)).count() as u64;
     Expected {
+        status_4xx: access_where(&|line| {
+            number_after_request(line, 0).is_some_and(|code| (400..=499).contains(&code))
+        }),
+        status_from_500: access_where(&|line| number_after_request(line, 0) >= Some(500)),
+        bytes_under_1000: access_where(&|line| {
+            number_after_request(line, 1).is_some_and(|bytes| bytes < 1000)
+        }),
+        on_may_17: access_where(&|line| line.contains("[17/May/2015:")),
         lines: (access + error) as u64,
         status_404: access_text
             .lines()
@@ -75,6 +95,7 @@ fn ship_and_check(dir: &Path, certs: &Certs, store_table: &str) -> Collector {
         expected.status_404
     );
     assert_eq!(collector.count("log.level:error"), expected.error_level);
+    check_ranges(&collector, &expected);
     assert_eq!(
         collector.count("error.message:*"),
         0,
@@ -83,6 +104,44 @@ fn ship_and_check(dir: &Path, certs: &Certs, store_table: &str) -> Collector {
     check_first_access_document(&collector, &expected.first_access_line);
     check_an_error_document(&collector);
     collector
+}
+
+/// Ranges of numbers and times, in the query and as `--since`/`--until`, count what the
+/// file holds.
+fn check_ranges(collector: &Collector, expected: &Expected) {
+    assert_eq!(
+        collector.count("http.response.status_code:[400 TO 499]"),
+        expected.status_4xx
+    );
+    assert_eq!(
+        collector.count("http.response.status_code:>=500"),
+        expected.status_from_500
+    );
+    assert_eq!(
+        collector.count("event.dataset:apache.access -http.response.status_code:<500"),
+        expected.status_from_500
+    );
+    assert_eq!(
+        collector.count("http.response.body.bytes:<1000"),
+        expected.bytes_under_1000
+    );
+    assert_eq!(
+        collector.count("@timestamp:>=2015-05-17 @timestamp:<2015-05-18"),
+        expected.on_may_17
+    );
+    let counted = collector.search(&[
+        "--count",
+        "--since",
+        "2015-05-17",
+        "--until",
+        "2015-05-18T00:00:00Z",
+        "--",
+        "*",
+    ]);
+    assert_eq!(counted.trim(), expected.on_may_17.to_string());
+    // The sample is years old: nothing is from the last day.
+    let recent = collector.search(&["--count", "--since", "1d", "--", "*"]);
+    assert_eq!(recent.trim(), "0");
 }
 
 fn field<'a>(document: &'a Value, path: &str) -> &'a Value {

@@ -2,11 +2,13 @@
 //! `[templates] embed_events`. It follows the stores' meaning closely enough for a
 //! filter: words and phrases match case-insensitively inside any string field,
 //! `field:value` matches a field equal to the value or holding it as a phrase, and
-//! `field:*` a field that is present.
+//! `field:*` a field that is present, and a range a number (or, for `@timestamp`, a
+//! time) inside it.
 
 use crate::parse::flatten;
-use crate::query::{Query, Term};
+use crate::query::{Query, TIMESTAMP_FIELD, Term};
 use serde_json::{Map, Value};
+use std::ops::RangeBounds;
 
 /// Whether `document` matches every term of `query`.
 pub fn matches(query: &Query, document: &Map<String, Value>) -> bool {
@@ -30,8 +32,22 @@ fn term_matches(term: &Term, flat: &Map<String, Value>) -> bool {
             flat.keys()
                 .any(|key| key == path || key.starts_with(&prefix))
         }
+        Term::Range { path, lower, upper } => flat
+            .get(path.as_str())
+            .and_then(|found| range_value(path, found))
+            .is_some_and(|number| (*lower, *upper).contains(&number)),
         Term::Not(inner) => !term_matches(inner, flat),
     }
+}
+
+/// The value a range is compared with: a whole number, or for `@timestamp` the
+/// milliseconds of its time.
+fn range_value(path: &str, value: &Value) -> Option<i64> {
+    if path == TIMESTAMP_FIELD {
+        let time: jiff::Timestamp = value.as_str()?.parse().ok()?;
+        return Some(time.as_millisecond());
+    }
+    value.as_i64()
 }
 
 fn value_equals(value: &Value, needle: &str) -> bool {
@@ -71,7 +87,8 @@ mod tests {
 
     fn document() -> Map<String, Value> {
         json!({"message": "Disk /dev/sda1 FAILED badly", "log": {"level": "error"},
-               "http": {"response": {"status_code": 503}}})
+               "http": {"response": {"status_code": 503}},
+               "@timestamp": "2026-12-04T10:00:00.250Z"})
         .as_object()
         .unwrap()
         .clone()
@@ -89,5 +106,20 @@ mod tests {
         assert!(check("http.response:*"));
         assert!(check("-log.level:info"));
         assert!(!check("-log.level:error"));
+    }
+
+    #[test]
+    fn ranges_match_numbers_and_times_inside_them() {
+        let check = |text: &str| matches(&Query::parse(text).unwrap(), &document());
+        assert!(check("http.response.status_code:>=500"));
+        assert!(check("http.response.status_code:[500 TO 503]"));
+        assert!(!check("http.response.status_code:<503"));
+        assert!(!check("http.response.status_code:[400 TO 499]"));
+        // A range never matches text or a missing field.
+        assert!(!check("log.level:>0"));
+        assert!(!check("event.duration:>0"));
+        assert!(check("@timestamp:>=2026-12-04T10:00:00Z"));
+        assert!(check("@timestamp:[2026-12-04 TO 2026-12-05]"));
+        assert!(!check("@timestamp:>2026-12-04T10:00:00.250Z"));
     }
 }

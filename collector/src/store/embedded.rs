@@ -12,10 +12,11 @@ use super::{SearchResult, StoreError, WriteReport};
 use crate::pipeline::Document;
 use crate::query::Term as QueryTerm;
 use serde_json::Value;
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use tantivy::collector::{Count, TopDocs};
-use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, QueryParser};
+use tantivy::query::{AllQuery, BooleanQuery, InvertedIndexRangeQuery, Occur, Query, QueryParser};
 use tantivy::schema::{Field, INDEXED, STORED, STRING, Schema, TEXT};
 use tantivy::{Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term};
 use tokio::sync::{mpsc, oneshot};
@@ -24,6 +25,8 @@ const PRESENT_FIELD: &str = "_fields";
 /// Every value of a document as text, for free-text terms: a JSON field is searched by
 /// path, so words without a field name need a field of their own.
 const ALL_TEXT_FIELD: &str = "_all";
+/// Each document's `@timestamp` in milliseconds, for sorting and time ranges.
+const TIMESTAMP_FIELD: &str = "_timestamp";
 
 /// Memory the index writer may use before it flushes a segment.
 const WRITER_HEAP_BYTES: usize = 64 * 1024 * 1024;
@@ -55,7 +58,7 @@ fn schema() -> Schema {
     builder.add_text_field("_id", STRING | STORED);
     builder.add_text_field(PRESENT_FIELD, STRING);
     builder.add_text_field(ALL_TEXT_FIELD, TEXT);
-    builder.add_i64_field("_timestamp", INDEXED | STORED | tantivy::schema::FAST);
+    builder.add_i64_field(TIMESTAMP_FIELD, INDEXED | STORED | tantivy::schema::FAST);
     builder.add_json_field("_source", TEXT | STORED);
     builder.build()
 }
@@ -66,7 +69,7 @@ fn fields(schema: &Schema) -> Fields {
         id: field("_id"),
         present: field(PRESENT_FIELD),
         all_text: field(ALL_TEXT_FIELD),
-        timestamp: field("_timestamp"),
+        timestamp: field(TIMESTAMP_FIELD),
         document: field("_source"),
     }
 }
@@ -150,7 +153,7 @@ impl EmbeddedStore {
         let mut documents = Vec::new();
         if limit > 0 {
             let collector =
-                TopDocs::with_limit(limit).order_by_fast_field::<i64>("_timestamp", Order::Desc);
+                TopDocs::with_limit(limit).order_by_fast_field::<i64>(TIMESTAMP_FIELD, Order::Desc);
             let hits = searcher
                 .search(&parsed, &collector)
                 .map_err(|e| StoreError::Failed(e.to_string()))?;
@@ -198,36 +201,64 @@ fn parse_query(index: &Index, fields: &Fields, query: &str) -> Result<Box<dyn Qu
         reason,
     };
     let parsed = crate::query::Query::parse(query).map_err(|error| fail(error.to_string()))?;
-    if parsed.terms.is_empty() {
-        return Ok(Box::new(AllQuery));
-    }
     let mut parser = QueryParser::for_index(index, vec![fields.all_text, fields.document]);
     parser.set_conjunction_by_default();
-    let only_exclusions = parsed
-        .terms
-        .iter()
-        .all(|term| matches!(term, QueryTerm::Not(_)));
-    if !only_exclusions {
-        let text = parsed.to_tantivy(PRESENT_FIELD);
-        return parser
-            .parse_query(&text)
-            .map_err(|error| fail(error.to_string()));
-    }
-    // "Everything except": the parser refuses a query of exclusions alone.
-    let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, Box::new(AllQuery))];
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
     for term in &parsed.terms {
-        if let QueryTerm::Not(inner) = term {
-            let positive = crate::query::Query {
-                terms: vec![(**inner).clone()],
-            };
-            let query = parser.parse_query(&positive.to_tantivy(PRESENT_FIELD));
-            clauses.push((
-                Occur::MustNot,
-                query.map_err(|error| fail(error.to_string()))?,
-            ));
-        }
+        let (occur, positive) = match term {
+            QueryTerm::Not(inner) => (Occur::MustNot, &**inner),
+            positive => (Occur::Must, positive),
+        };
+        let clause: Box<dyn Query> = match positive {
+            QueryTerm::Range { path, lower, upper } => {
+                Box::new(range_query(fields, path, *lower, *upper))
+            }
+            other => {
+                let single = crate::query::Query {
+                    terms: vec![other.clone()],
+                };
+                parser
+                    .parse_query(&single.to_tantivy(PRESENT_FIELD, TIMESTAMP_FIELD))
+                    .map_err(|error| fail(error.to_string()))?
+            }
+        };
+        clauses.push((occur, clause));
+    }
+    // A query of exclusions alone means everything except them.
+    if clauses.iter().all(|(occur, _)| *occur == Occur::MustNot) {
+        clauses.push((Occur::Must, Box::new(AllQuery)));
     }
     Ok(Box::new(BooleanQuery::new(clauses)))
+}
+
+/// A range over `@timestamp` (the index's milliseconds field) or over the whole numbers
+/// at a path of the document. Numbers in a document are indexed as `i64` terms under
+/// their path, next to each other in the term dictionary, so both ends are always set:
+/// an open end would run on into the terms of other paths.
+fn range_query(
+    fields: &Fields,
+    path: &str,
+    lower: Bound<i64>,
+    upper: Bound<i64>,
+) -> InvertedIndexRangeQuery {
+    let term = |value: i64| {
+        if path == crate::query::TIMESTAMP_FIELD {
+            Term::from_field_i64(fields.timestamp, value)
+        } else {
+            let mut term = Term::from_field_json_path(fields.document, path, false);
+            term.append_type_and_fast_value(value);
+            term
+        }
+    };
+    let lower = match lower {
+        Bound::Unbounded => Bound::Included(term(i64::MIN)),
+        bound => bound.map(term),
+    };
+    let upper = match upper {
+        Bound::Unbounded => Bound::Included(term(i64::MAX)),
+        bound => bound.map(term),
+    };
+    InvertedIndexRangeQuery::new(lower, upper)
 }
 
 fn source_of(stored: &TantivyDocument, fields: &Fields) -> Value {
