@@ -406,6 +406,7 @@ async fn run(path: &Path) -> anyhow::Result<Ending> {
             monitors.clone(),
             notifier.clone(),
         )),
+        batch_slots: server::batch_slots(),
     });
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     let api = api::ApiState {

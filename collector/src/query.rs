@@ -212,11 +212,7 @@ fn parse_term(token: &str, now: Timestamp) -> Result<Term, QueryError> {
 type Bounds = (Bound<i64>, Bound<i64>);
 
 /// The bounds of `value` if it is a range (`>=N`, `>N`, `<=N`, `<N`, `[A TO B]`).
-fn parse_range(
-    path: &str,
-    value: &str,
-    now: Timestamp,
-) -> Result<Option<Bounds>, QueryError> {
+fn parse_range(path: &str, value: &str, now: Timestamp) -> Result<Option<Bounds>, QueryError> {
     let fail = |reason: String| QueryError::Range {
         path: path.to_string(),
         range: value.to_string(),

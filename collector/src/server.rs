@@ -68,6 +68,20 @@ pub struct Collector {
     pub gap_listener: Option<GapListener>,
     /// Assigns monitors to agents and takes their results.
     pub agent_monitors: Arc<AgentResults>,
+    /// Batches decoded and stored at once, across every agent (see [`batch_slots`]).
+    pub batch_slots: Semaphore,
+}
+
+/// How many batches the collector decodes and stores at once, whatever the number of
+/// agents and of batches each has in flight: one per core and two more, so that
+/// documents are built on every core while the store writes others.
+///
+/// A batch's documents take up to about 75 MiB for a full batch of 4,096 Apache lines
+/// until the store has them, so this bounds the collector's memory when many agents
+/// catch up at once. Batches beyond it wait, still compressed, in their streams.
+pub fn batch_slots() -> Semaphore {
+    let cores = std::thread::available_parallelism().map_or(2, |cores| cores.get());
+    Semaphore::new(cores + 2)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +93,8 @@ pub enum ServeError {
 impl Collector {
     /// Decodes, parses and stores one batch payload, and says how it went.
     pub async fn handle_batch(self: &Arc<Self>, payload: Vec<u8>) -> BatchResult {
+        // Held until the store has the documents; the semaphore is never closed.
+        let _slot = self.batch_slots.acquire().await;
         let collector = self.clone();
         let built = tokio::task::spawn_blocking(move || {
             let batch = wire::decode_batch(&payload)?;

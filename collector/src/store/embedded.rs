@@ -319,8 +319,12 @@ fn run_writer(
             requests.push(more);
         }
         let mut reports = Vec::with_capacity(requests.len());
+        let mut replies = Vec::with_capacity(requests.len());
         let mut failure = None;
-        for (documents, _) in &requests {
+        // Each batch's documents are handed over as they are added, so they are not
+        // held while the commit runs.
+        for (documents, reply) in requests {
+            replies.push(reply);
             match add_documents(&writer, &fields, &reader, documents) {
                 Ok(report) => reports.push(report),
                 Err(error) => failure = Some(error),
@@ -336,7 +340,7 @@ fn run_writer(
             let _ = writer.rollback();
         }
         let _ = reader.reload();
-        for (index, (_, reply)) in requests.into_iter().enumerate() {
+        for (index, reply) in replies.into_iter().enumerate() {
             let result = match &failure {
                 Some(reason) => Err(StoreError::Unavailable(reason.clone())),
                 None => Ok(reports[index]),
@@ -350,7 +354,7 @@ fn add_documents(
     writer: &IndexWriter,
     fields: &Fields,
     reader: &IndexReader,
-    documents: &[Document],
+    documents: Vec<Document>,
 ) -> Result<WriteReport, String> {
     let searcher = reader.searcher();
     let mut report = WriteReport::default();
@@ -378,22 +382,18 @@ fn add_documents(
                 other => stored.add_text(fields.all_text, other.to_string()),
             }
         }
-        stored.add_object(fields.document, json_to_tantivy(&document.body));
+        stored.add_object(fields.document, json_to_tantivy(document.body));
         writer.add_document(stored).map_err(|e| e.to_string())?;
     }
     Ok(report)
 }
 
+/// The document's fields as the index stores them, moved rather than copied.
 fn json_to_tantivy(
-    body: &serde_json::Map<String, Value>,
+    body: serde_json::Map<String, Value>,
 ) -> std::collections::BTreeMap<String, tantivy::schema::OwnedValue> {
-    body.iter()
-        .map(|(key, value)| {
-            (
-                key.clone(),
-                tantivy::schema::OwnedValue::from(value.clone()),
-            )
-        })
+    body.into_iter()
+        .map(|(key, value)| (key, tantivy::schema::OwnedValue::from(value)))
         .collect()
 }
 
