@@ -85,9 +85,11 @@
 //!
 //! # Bounds
 //!
-//! At most `max_open_files` descriptors are held: files quiet for `close_inactive`, and
-//! then the least recently active, are closed and reopened when they change. Reading
-//! pauses while the disk buffer is full; lines wait in their files.
+//! At most `max_open_files` descriptors are held: files quiet for `close_inactive` and
+//! read to their end, and then the least recently active (those read to their end
+//! first), are closed and reopened when they change. Reading pauses while the disk
+//! buffer is full; lines wait in their files, whose descriptors stay open however long
+//! the pause, so that a file rotated and deleted meanwhile is still read to its end.
 
 use crate::buffer::{
     BufferError, Checkpoint, DiskBuffer, GenerationHistory, KnownCopies, KnownCopy,
@@ -1059,7 +1061,8 @@ impl Tailer {
     }
 
     /// Lets go of rotated files read to their end and quiet for `close_inactive`, and
-    /// closes descriptors of quiet files and of the least active beyond the limit.
+    /// closes descriptors of quiet files read to their end and, beyond the limit, of the
+    /// least active, those read to their end first.
     fn release_idle_files(&mut self) -> Result<(), TailError> {
         let now = Instant::now();
         let close_inactive = self.settings.close_inactive;
@@ -1073,7 +1076,10 @@ impl Tailer {
                 if read_to_end(tracked) {
                     released.push(*key);
                 }
-            } else {
+            } else if read_to_end(tracked) {
+                // A file with lines still unread keeps its descriptor, however long
+                // reading waited for room in the buffer: were the file renamed and
+                // deleted meanwhile, its lines could not be read any more.
                 tracked.file = None;
             }
         }
@@ -1117,14 +1123,16 @@ impl Tailer {
         if excess == 0 {
             return;
         }
-        let mut candidates: Vec<(Instant, InodeKey)> = self
+        // Files with lines unread come last: closing one risks its lines if it is
+        // deleted before it is opened again.
+        let mut candidates: Vec<(bool, Instant, InodeKey)> = self
             .files
             .iter()
             .filter(|(_, tracked)| tracked.file.is_some() && !tracked.rotated)
-            .map(|(key, tracked)| (tracked.last_change, *key))
+            .map(|(key, tracked)| (!read_to_end(tracked), tracked.last_change, *key))
             .collect();
         candidates.sort();
-        for (_, key) in candidates.into_iter().take(excess) {
+        for (_, _, key) in candidates.into_iter().take(excess) {
             if let Some(tracked) = self.files.get_mut(&key) {
                 tracked.file = None;
             }
@@ -1323,9 +1331,9 @@ fn reopen_if_changed(tracked: &mut TrackedFile) -> bool {
     }
 }
 
-/// Whether the reader has reached the end of the file. A rotated file quiet for
+/// Whether the reader has reached the end of the file. A file quiet for
 /// `close_inactive` may still have lines left: reading paused while the buffer was full,
-/// or one pass did not reach its end.
+/// or one pass did not reach its end. A file without a descriptor counts as read.
 fn read_to_end(tracked: &TrackedFile) -> bool {
     let size = tracked.file.as_ref().and_then(|file| file.metadata().ok());
     size.is_none_or(|metadata| metadata.len() <= tracked.reader.read_position())

@@ -706,6 +706,29 @@ fn delete_while_open_is_read_to_end() {
     fixture.assert_buffered(&[first, unread]);
 }
 
+/// `close_inactive` is zero here, so the file counts as quiet after every poll, as a
+/// file does after reading waited on a full buffer for longer than `close_inactive`.
+#[test]
+fn a_quiet_file_with_lines_unread_keeps_its_descriptor_until_they_are_read() {
+    let mut fixture = Fixture::with(|settings| settings.batch.max_lines = 10);
+    // More than one read buffer (256 KiB at most), so that one pass leaves lines unread.
+    let names = lines(&"read before and after the delete ".repeat(3), 6_000);
+    let written = fixture.append("app.log", &refs(&names));
+    let stop = AtomicBool::new(false);
+    fixture.tailer().scan().unwrap();
+    assert!(
+        fixture.tailer().poll(&stop).unwrap(),
+        "one pass left lines unread"
+    );
+    assert_eq!(fixture.tailer().open_files(), 1);
+
+    fixture.rename("app.log", "app.log.1");
+    fs::remove_file(fixture.path("app.log.1")).unwrap();
+    fixture.step();
+    fixture.assert_buffered(&[written]);
+    assert_eq!(fixture.tailer().open_files(), 0, "released once read");
+}
+
 /// Creates `name` with `line` until it gets `inode` again; `None` if the filesystem
 /// hands out another inode each time.
 fn create_with_inode(fixture: &Fixture, name: &str, line: &str, inode: u64) -> Option<()> {
