@@ -498,7 +498,15 @@ impl Tailer {
         }
         match copy {
             Some(copy) => self.recover_unseen_generations(copy),
-            None => Ok(checkpoint.history.clone()),
+            None => {
+                if checkpoint.offset > 0 {
+                    tracing::warn!(path = %path.display(), offset = checkpoint.offset,
+                        "no uncompressed copy of the file's previous content was found \
+                         (compressed copies are not read): lines written after this offset \
+                         before it was truncated or replaced, if any, are lost");
+                }
+                Ok(checkpoint.history.clone())
+            }
         }
     }
 
