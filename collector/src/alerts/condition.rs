@@ -91,27 +91,53 @@ impl Condition {
     /// inequality on a value); the others are left out, so the query may match more
     /// documents than the condition does.
     pub fn search_terms(&self) -> Vec<String> {
-        let mut terms = Vec::new();
-        for clause in &self.clauses {
-            let value = match &clause.value {
-                Literal::Text(text) => format!("{text:?}"),
-                Literal::Number(number) => number.to_string(),
-                Literal::Importance(importance) if clause.operator == Operator::Equal => {
-                    importance.name().to_string()
-                }
-                _ => continue,
-            };
-            match clause.operator {
-                Operator::Equal => terms.push(format!("{}:{value}", clause.path)),
-                Operator::NotEqual => terms.push(format!("-{}:{value}", clause.path)),
-                _ => {}
-            }
-        }
-        terms
+        self.clauses
+            .iter()
+            .filter_map(Clause::search_term)
+            .collect()
     }
 }
 
 impl Clause {
+    /// The clause in the search language, where it has a form there: equality, or a
+    /// status class or a comparison with a whole number, as a range. Other clauses
+    /// (text contained, comparisons with fractions) leave the search wider than the
+    /// condition, never narrower.
+    fn search_term(&self) -> Option<String> {
+        let path = &self.path;
+        let whole = |number: f64| (number.fract() == 0.0).then_some(number as i64);
+        let term = match (&self.value, self.operator) {
+            (Literal::Text(text), Operator::Equal) => format!("{path}:{text:?}"),
+            (Literal::Text(text), Operator::NotEqual) => format!("-{path}:{text:?}"),
+            (Literal::Importance(importance), Operator::Equal) => {
+                format!("{path}:{}", importance.name())
+            }
+            (Literal::StatusClass(class), Operator::Equal | Operator::NotEqual) => {
+                let low = u32::from(*class) * 100;
+                let range = format!("{path}:[{low} TO {}]", low + 99);
+                if self.operator == Operator::Equal {
+                    range
+                } else {
+                    format!("-{range}")
+                }
+            }
+            (Literal::Number(number), operator) => {
+                let number = whole(*number)?;
+                match operator {
+                    Operator::Equal => format!("{path}:{number}"),
+                    Operator::NotEqual => format!("-{path}:{number}"),
+                    Operator::Greater => format!("{path}:>{number}"),
+                    Operator::GreaterOrEqual => format!("{path}:>={number}"),
+                    Operator::Less => format!("{path}:<{number}"),
+                    Operator::LessOrEqual => format!("{path}:<={number}"),
+                    Operator::Contains => return None,
+                }
+            }
+            _ => return None,
+        };
+        Some(term)
+    }
+
     fn matches(&self, body: &Map<String, Value>) -> bool {
         let Some(found) = get_path(body, &self.path) else {
             return false;
@@ -327,8 +353,14 @@ mod tests {
         assert!(!condition.matches(&doc(500, "other.example.org")));
         assert_eq!(
             condition.search_terms(),
-            vec![r#"destination.domain:"www.example.org""#]
+            vec![
+                "http.response.status_code:[500 TO 599]",
+                r#"destination.domain:"www.example.org""#
+            ]
         );
+        for term in condition.search_terms() {
+            crate::query::Query::parse(&term).unwrap();
+        }
     }
 
     #[test]
@@ -342,6 +374,10 @@ mod tests {
         assert!(condition.matches(&doc(2000, "this and more")));
         assert!(!condition.matches(&doc(10, "this and more")));
         assert!(!condition.matches(&doc(2000, "less")));
+        assert_eq!(
+            condition.search_terms(),
+            vec!["http.response.body.bytes:>1000"]
+        );
     }
 
     #[test]

@@ -81,7 +81,10 @@ fn a_burst_fires_once_with_its_count_after_the_group_window() {
         alert.context["log.file.path"],
         "/var/log/apache2/access.log"
     );
-    assert_eq!(alert.query, r#"host.name:"web1""#);
+    assert_eq!(
+        alert.query,
+        r#"http.response.status_code:[500 TO 599] host.name:"web1""#
+    );
     engine.observe("web1", &access("web1", 503), at(12));
     assert!(
         engine.tick(at(13)).is_empty(),
