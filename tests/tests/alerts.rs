@@ -100,8 +100,9 @@ fn a_burst_of_5xx_fires_once_reminds_resolves_and_a_dead_channel_blocks_nothing(
     let body = fired["body"].as_str().unwrap();
     assert!(body.contains("How often: 20 times since"), "{body}");
     assert!(body.contains("Example: 10.0.0."), "{body}");
+    let suggested = r#"http.response.status_code:[500 TO 599] agent.id:"web1""#;
     assert!(
-        body.contains("Search: garonne-collector search 'agent.id:\"web1\"'"),
+        body.contains(&format!("Search: garonne-collector search '{suggested}'")),
         "{body}"
     );
 
@@ -110,6 +111,8 @@ fn a_burst_of_5xx_fires_once_reminds_resolves_and_a_dead_channel_blocks_nothing(
     wait_until(READY_TIMEOUT, "all 40 lines indexed", || {
         collector.count("event.dataset:apache.access") == 40
     });
+    // The suggested search finds the lines that fired the alert, and only them.
+    assert_eq!(collector.count(suggested), 20);
 
     let messages = hook.wait_for("the resolved message", |m| {
         m.iter().any(|message| action(message) == "resolve")
