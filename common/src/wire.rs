@@ -106,10 +106,26 @@ pub enum BatchResult {
     Rejected { reason: String },
 }
 
+/// An error's message followed by those of its causes, such as the reason a QUIC
+/// connection was lost behind the I/O error that reports it.
+fn with_causes(error: &std::io::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(inner) = cause {
+        let message = inner.to_string();
+        if !text.ends_with(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        cause = inner.source();
+    }
+    text
+}
+
 /// Errors of framing and payload decoding.
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
-    #[error("connection i/o failed: {0}")]
+    #[error("connection i/o failed: {}", with_causes(.0))]
     Io(#[from] std::io::Error),
     #[error("frame version {found} is not supported (this build speaks {PROTOCOL_VERSION})")]
     Version { found: u8 },
@@ -256,6 +272,19 @@ pub async fn read_message<R: AsyncRead + Unpin, T: DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_io_error_is_reported_with_its_causes() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("connection lost")]
+        struct Lost(#[source] std::io::Error);
+        let cause = std::io::Error::other("closed by peer: certificate unknown");
+        let error = WireError::from(std::io::Error::other(Lost(cause)));
+        assert_eq!(
+            error.to_string(),
+            "connection i/o failed: connection lost: closed by peer: certificate unknown"
+        );
+    }
     use crate::event::{FileChunk, FileIdentity, LineFlags, Module};
 
     fn sample_batch() -> Batch {

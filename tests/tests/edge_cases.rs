@@ -60,7 +60,9 @@ fn agent_with_a_certificate_from_another_ca_is_refused_and_others_keep_flowing()
             .log_text()
             .contains("agent handshake failed")
     });
-    stranger_agent.wait_for_log("collector unreachable");
+    // The stranger is told why: the collector's verdict on its certificate.
+    let refused = stranger_agent.wait_for_log("collector unreachable");
+    assert!(refused.contains("invalid peer certificate"), "{refused}");
     wait_until(READY_TIMEOUT, "the friend's first line", || {
         collector.count("*") == 1
     });
