@@ -22,7 +22,10 @@ pub struct AgentMetrics {
     pub buffer_full_millis: AtomicU64,
     /// 1 while reading is paused on a full buffer, else 0.
     pub reading_paused: AtomicU64,
+    /// Connections made to a collector.
     pub connections: AtomicU64,
+    /// 1 while connected to a collector, else 0.
+    pub connected: AtomicU64,
     /// Results of assigned monitors put into the disk buffer.
     pub probe_results: AtomicU64,
     /// Results of assigned monitors dropped because the disk buffer was full.
@@ -57,6 +60,7 @@ impl AgentMetrics {
             ("buffer_full_millis", &self.buffer_full_millis),
             ("reading_paused", &self.reading_paused),
             ("connections", &self.connections),
+            ("connected", &self.connected),
             ("probe_results", &self.probe_results),
             ("probe_results_dropped", &self.probe_results_dropped),
         ];

@@ -16,6 +16,7 @@ use garonne_common::probe::Assignment;
 use garonne_common::wire::{self, BatchResult, FrameKind, Hello, Welcome, WireError};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
@@ -103,8 +104,10 @@ impl Shipper {
                 Ok((endpoint, connection)) => {
                     backoff.reset();
                     AgentMetrics::add(&self.metrics.connections, 1);
+                    self.metrics.connected.store(1, Ordering::Relaxed);
                     tracing::info!(collector = %address, "connected to collector");
                     let result = self.ship_on(&connection, &mut shutdown).await;
+                    self.metrics.connected.store(0, Ordering::Relaxed);
                     connection.close(0u32.into(), b"agent closing");
                     endpoint.wait_idle().await;
                     match result {

@@ -353,3 +353,24 @@ fn agent_status_exits_3_once_the_agent_has_stopped() {
     assert_eq!(stopped["running"], false);
     assert_eq!(stopped["lines_read"], 1, "{stopped}");
 }
+
+#[test]
+fn agent_status_says_whether_the_agent_is_connected() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = Certs::create(&dir.path().join("certs")).unwrap();
+    let mut collector = Collector::start(dir.path(), &certs, "").unwrap();
+    let log = dir.path().join("app.log");
+    append(&log, b"one line\n");
+    let config = agent_config(dir.path(), &certs, collector.port, &plain_input(&log), "");
+    let _agent = start_agent(dir.path(), &config).unwrap();
+    wait_until(READY_TIMEOUT, "the agent connected", || {
+        agent_status(&config)["connected"] == 1
+    });
+    assert_eq!(agent_status(&config)["connections"], 1);
+
+    // A collector that stops closes its connections: the agent sees it at once.
+    collector.process.stop();
+    wait_until(READY_TIMEOUT, "the agent disconnected", || {
+        agent_status(&config)["connected"] == 0
+    });
+}
