@@ -106,26 +106,10 @@ pub enum BatchResult {
     Rejected { reason: String },
 }
 
-/// An error's message followed by those of its causes, such as the reason a QUIC
-/// connection was lost behind the I/O error that reports it.
-fn with_causes(error: &std::io::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = std::error::Error::source(error);
-    while let Some(inner) = cause {
-        let message = inner.to_string();
-        if !text.ends_with(&message) {
-            text.push_str(": ");
-            text.push_str(&message);
-        }
-        cause = inner.source();
-    }
-    text
-}
-
 /// Errors of framing and payload decoding.
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
-    #[error("connection i/o failed: {}", with_causes(.0))]
+    #[error("connection i/o failed: {}", crate::with_causes(.0))]
     Io(#[from] std::io::Error),
     #[error("frame version {found} is not supported (this build speaks {PROTOCOL_VERSION})")]
     Version { found: u8 },

@@ -451,16 +451,7 @@ fn join_urls(urls: &[Url]) -> String {
 fn describe_http_error(error: reqwest::Error) -> Failed {
     let timeout = error.is_timeout();
     let error = error.without_url();
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(&error);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.ends_with(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
+    let mut text = crate::with_causes(&error);
     if timeout {
         text.push_str(" (timeout)");
     }
