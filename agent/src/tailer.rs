@@ -1173,7 +1173,16 @@ impl Tailer {
         let size = payload.len() as u64 + 1;
         let paused = Instant::now();
         let mut logged = false;
+        // Counted as it passes, so the status shows a pause while it lasts.
+        let mut counted = Duration::ZERO;
+        let mut count_pause = |metrics: &AgentMetrics| {
+            let elapsed = paused.elapsed();
+            let millis = (elapsed - counted).as_millis() as u64;
+            AgentMetrics::add(&metrics.buffer_full_millis, millis);
+            counted += Duration::from_millis(millis);
+        };
         while !self.buffer.wait_for_room(size, ROOM_WAIT) {
+            count_pause(&self.metrics);
             if !logged {
                 self.metrics.reading_paused.store(1, Ordering::Relaxed);
                 tracing::warn!(
@@ -1188,9 +1197,9 @@ impl Tailer {
             }
         }
         if logged {
+            count_pause(&self.metrics);
             self.metrics.reading_paused.store(0, Ordering::Relaxed);
             let millis = paused.elapsed().as_millis() as u64;
-            AgentMetrics::add(&self.metrics.buffer_full_millis, millis);
             tracing::info!(
                 paused_ms = millis,
                 "disk buffer has room again, reading resumed"

@@ -998,6 +998,10 @@ fn buffer_full_pauses_reading() {
         1,
         "a batch went past a full buffer"
     );
+    // The pause is counted while it lasts, not only once reading resumes.
+    let metrics = &fixture.tailer().metrics;
+    assert_eq!(AgentMetrics::get(&metrics.reading_paused), 1);
+    assert!(AgentMetrics::get(&metrics.buffer_full_millis) >= ROOM_WAIT.as_millis() as u64);
 
     fixture.take_buffered();
     fixture.tailer().flush(&stop).unwrap();
