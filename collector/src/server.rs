@@ -84,6 +84,86 @@ pub fn batch_slots() -> Semaphore {
     Semaphore::new(cores + 2)
 }
 
+/// The order in which one connection's batches arrived, which is the order the agent
+/// sent them (QUIC hands streams over in the order they were opened). Each batch holds
+/// a [`Turn`]; a batch may wait until every batch before it has passed its turn.
+#[derive(Default)]
+struct Turns {
+    state: std::sync::Mutex<TurnState>,
+    changed: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct TurnState {
+    /// Every turn below this one has passed.
+    next: u64,
+    /// Turns passed ahead of `next`.
+    passed: std::collections::BTreeSet<u64>,
+}
+
+/// One batch's place in its connection's order. It passes when the batch no longer
+/// holds back the batches after it, and at the latest when it is dropped, whatever
+/// happened to the batch.
+pub struct Turn {
+    turns: Arc<Turns>,
+    number: u64,
+    passed: bool,
+}
+
+impl Turns {
+    fn lock(&self) -> std::sync::MutexGuard<'_, TurnState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Turn {
+    fn next(turns: &Arc<Turns>, number: u64) -> Turn {
+        Turn {
+            turns: turns.clone(),
+            number,
+            passed: false,
+        }
+    }
+
+    /// Returns once every batch before this one has passed its turn.
+    async fn wait(&self) {
+        loop {
+            let changed = self.turns.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.turns.lock().next >= self.number {
+                return;
+            }
+            changed.await;
+        }
+    }
+
+    fn pass(&mut self) {
+        if std::mem::replace(&mut self.passed, true) {
+            return;
+        }
+        let mut state = self.turns.lock();
+        state.passed.insert(self.number);
+        loop {
+            let next = state.next;
+            if !state.passed.remove(&next) {
+                break;
+            }
+            state.next += 1;
+        }
+        drop(state);
+        self.turns.changed.notify_waiters();
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        self.pass();
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("cannot listen on {address}: {reason}")]
@@ -91,13 +171,46 @@ pub enum ServeError {
 }
 
 impl Collector {
-    /// Decodes, parses and stores one batch payload, and says how it went.
-    pub async fn handle_batch(self: &Arc<Self>, payload: Vec<u8>) -> BatchResult {
+    /// Decodes, parses and stores one batch payload, and says how it went. `turn` is the
+    /// batch's place among its connection's batches: results of assigned monitors are
+    /// applied in that order.
+    pub async fn handle_batch(self: &Arc<Self>, payload: Vec<u8>, mut turn: Turn) -> BatchResult {
         // Held until the store has the documents; the semaphore is never closed.
-        let _slot = self.batch_slots.acquire().await;
+        let mut slot = Some(self.batch_slots.acquire().await);
+        let decoded = tokio::task::spawn_blocking(move || wire::decode_batch(&payload)).await;
+        let batch = match decoded {
+            Ok(Ok(batch)) => batch,
+            Ok(Err(error)) => {
+                add(&self.metrics.batches_rejected, 1);
+                tracing::warn!(%error, "refusing a batch that does not decode");
+                return BatchResult::Rejected {
+                    reason: error.to_string(),
+                };
+            }
+            Err(error) => {
+                return BatchResult::RetryLater {
+                    reason: error.to_string(),
+                };
+            }
+        };
+        if batch
+            .chunks
+            .iter()
+            .any(|chunk| chunk.module == garonne_common::Module::Probe)
+        {
+            // A monitor's results move its state only forward in time, so an agent's
+            // results, sent oldest first, are applied in the order they were sent: this
+            // batch waits for the batches sent before it, without holding a slot that
+            // they may need.
+            drop(slot.take());
+            turn.wait().await;
+            slot = Some(self.batch_slots.acquire().await);
+        } else {
+            turn.pass();
+        }
+        let _slot = slot;
         let collector = self.clone();
         let built = tokio::task::spawn_blocking(move || {
-            let batch = wire::decode_batch(&payload)?;
             let lines = batch.line_count();
             collector.check_continuity(&batch);
             let (mut documents, report) = if matches!(collector.store, Store::Discard) {
@@ -110,18 +223,12 @@ impl Collector {
                 (documents, report)
             };
             documents.extend(collector.agent_monitors.documents(&batch));
-            Ok::<_, wire::WireError>((lines, documents, report))
+            (lines, documents, report)
         })
         .await;
+        turn.pass();
         let (lines, documents, report) = match built {
-            Ok(Ok(built)) => built,
-            Ok(Err(error)) => {
-                add(&self.metrics.batches_rejected, 1);
-                tracing::warn!(%error, "refusing a batch that does not decode");
-                return BatchResult::Rejected {
-                    reason: error.to_string(),
-                };
-            }
+            Ok(built) => built,
             Err(error) => {
                 return BatchResult::RetryLater {
                     reason: error.to_string(),
@@ -274,11 +381,15 @@ async fn serve_agent(incoming: quinn::Incoming, collector: &Arc<Collector>) -> a
         monitors = assignment.monitors.len(),
         "agent connected",
     );
+    let turns = Arc::new(Turns::default());
+    let mut number = 0u64;
     loop {
         let (send, receive) = connection.accept_bi().await?;
         let collector = collector.clone();
+        let turn = Turn::next(&turns, number);
+        number += 1;
         tokio::spawn(async move {
-            if let Err(error) = serve_batch(send, receive, &collector).await {
+            if let Err(error) = serve_batch(send, receive, &collector, turn).await {
                 tracing::debug!(%error, "batch stream failed, the agent will resend it");
             }
         });
@@ -299,10 +410,11 @@ async fn serve_batch(
     mut send: quinn::SendStream,
     mut receive: quinn::RecvStream,
     collector: &Arc<Collector>,
+    turn: Turn,
 ) -> anyhow::Result<()> {
     let (kind, payload) = wire::read_frame(&mut receive).await?;
     let result = if kind == FrameKind::Batch {
-        collector.handle_batch(payload).await
+        collector.handle_batch(payload, turn).await
     } else {
         BatchResult::Rejected {
             reason: format!("expected a batch frame, got {kind:?}"),
@@ -311,4 +423,49 @@ async fn serve_batch(
     wire::write_message(&mut send, FrameKind::BatchResult, &result).await?;
     send.finish()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// Whether `turn` is let through within a short wait.
+    async fn let_through(turn: &Turn) -> bool {
+        tokio::time::timeout(Duration::from_millis(50), turn.wait())
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test]
+    async fn a_turn_waits_for_every_turn_before_it_in_any_order() {
+        let turns = Arc::new(Turns::default());
+        let mut first = Turn::next(&turns, 0);
+        let second = Turn::next(&turns, 1);
+        let mut third = Turn::next(&turns, 2);
+        assert!(let_through(&first).await);
+        assert!(!let_through(&third).await);
+
+        third.pass();
+        first.pass();
+        assert!(!let_through(&third).await, "the second has not passed");
+        drop(second);
+        assert!(let_through(&third).await, "a dropped turn passes");
+        assert_eq!(turns.lock().next, 3);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_turn_wakes_when_the_last_before_it_passes() {
+        let turns = Arc::new(Turns::default());
+        let mut first = Turn::next(&turns, 0);
+        let second = Turn::next(&turns, 1);
+        let waiting = tokio::spawn(async move { second.wait().await });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        first.pass();
+        tokio::time::timeout(Duration::from_secs(10), waiting)
+            .await
+            .expect("woken")
+            .unwrap();
+    }
 }

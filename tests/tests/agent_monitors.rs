@@ -25,7 +25,12 @@ struct Service {
 
 impl Service {
     fn start() -> Service {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the service");
+        Service::start_on(0)
+    }
+
+    /// On `port`, or on a free one for 0.
+    fn start_on(port: u16) -> Service {
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind the service");
         let port = listener.local_addr().unwrap().port();
         listener.set_nonblocking(true).unwrap();
         let paths = Arc::new(Mutex::new(Vec::new()));
@@ -256,4 +261,76 @@ fn an_agent_keeps_checking_while_the_collector_is_away_and_results_arrive_later(
         Some(Value::from("UP"))
     );
     drop(agent);
+}
+
+#[test]
+fn an_outage_seen_while_the_collector_was_away_is_announced_when_it_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = Certs::create(dir.path()).unwrap();
+    let mut service = Service::start();
+    let hook = Receiver::start();
+    let config = format!(
+        "[[notify]]\nname = \"ops\"\ntype = \"webhook\"\nurl = \"{}\"\n\n\
+         [[monitor]]\nname = \"school-web\"\ntype = \"http\"\nurl = \"{}\"\n\
+         interval = \"5s\"\ntimeout = \"2s\"\nretries = 0\nrun_on = [\"web1\"]\n\
+         notify = [\"ops\"]\n",
+        hook.url(),
+        service.url("/health"),
+    );
+    let port = free_udp_port();
+    let mut collector = Collector::start_on(dir.path(), &certs, &config, port).unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let inputs = format!(
+        "[[input]]\npaths = [\"{}/app.log\"]\nmodule = \"plain\"\n",
+        logs.display()
+    );
+    let agent_config = agent_config(dir.path(), &certs, port, &inputs, "");
+    let _agent = start_agent(dir.path(), &agent_config).unwrap();
+    wait_until(READY_TIMEOUT, "web1's row of school-web UP", || {
+        row(&status_rows(&collector), "school-web", "web1").is_some_and(|row| row["status"] == "UP")
+    });
+
+    // While the collector is away, the service goes down for a few checks and comes
+    // back; the agent keeps every result in its buffer.
+    collector.process.stop();
+    let results = || {
+        agent_status(&agent_config)["probe_results"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let before = results();
+    let service_port = service.port;
+    service.stop();
+    wait_until(READY_TIMEOUT, "two failed checks buffered", || {
+        results() >= before + 2
+    });
+    let _service = Service::start_on(service_port);
+    let failed = results();
+    wait_until(READY_TIMEOUT, "two good checks buffered", || {
+        results() >= failed + 2
+    });
+
+    // Back: the buffered results move web1's row as if they had arrived on time, so
+    // the outage is announced and ended, and the row ends UP.
+    let collector = Collector::start_on(dir.path(), &certs, &config, port).unwrap();
+    let messages = hook.wait_for("the DOWN and recovery messages", |messages| {
+        messages.len() >= 2
+    });
+    let titles: Vec<&str> = messages
+        .iter()
+        .map(|message| message["title"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        titles[0], "school-web is DOWN from agent web1",
+        "{messages:#?}"
+    );
+    assert_eq!(
+        titles[1], "school-web is UP again from agent web1",
+        "{messages:#?}"
+    );
+    assert_eq!(
+        row(&status_rows(&collector), "school-web", "web1").map(|row| row["status"].clone()),
+        Some(Value::from("UP"))
+    );
 }

@@ -15,11 +15,12 @@
 //!    the state machine of that agent's own record of the monitor: each agent has its
 //!    own state, uptime and notifications ("web is DOWN from agent school-12").
 //!
-//! An agent that was offline sends its buffered results late, oldest first; they move
-//! its record as if they had arrived on time, with the times of the checks. A result
-//! not newer than the record's last check (a batch resent after a lost
-//! acknowledgement, or overtaken by a later batch in flight) is stored but moves no
-//! state, so nothing is announced twice. Agents with ids that cannot name a state file
+//! An agent that was offline sends its buffered results late, oldest first, several
+//! batches at a time; the collector applies them in the order they were sent (see
+//! `server::Turn`), so they move its record as if they had arrived on time, with the
+//! times of the checks. A result not newer than the record's last check (a batch resent
+//! after a lost acknowledgement) is stored but moves no state, so nothing is announced
+//! twice. Agents with ids that cannot name a state file
 //! (anything but letters, digits, `-`, `_`, `.`) are assigned no monitors.
 
 use super::Registry;
