@@ -212,6 +212,27 @@ fn an_agent_runs_its_monitors_and_its_view_goes_down_once_with_its_name() {
     );
 }
 
+/// A collector with `config` on a fixed port, so that the agent finds it again once
+/// restarted there, and agent web1 shipping to it. Returns the port, the collector, the
+/// agent's configuration and the agent.
+fn start_on_a_fixed_port(
+    dir: &tempfile::TempDir,
+    certs: &Certs,
+    config: &str,
+) -> (u16, Collector, std::path::PathBuf, Process) {
+    let port = free_udp_port();
+    let collector = Collector::start_on(dir.path(), certs, config, port).unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let inputs = format!(
+        "[[input]]\npaths = [\"{}/app.log\"]\nmodule = \"plain\"\n",
+        logs.display()
+    );
+    let agent_config = agent_config(dir.path(), certs, port, &inputs, "");
+    let agent = start_agent(dir.path(), &agent_config).unwrap();
+    (port, collector, agent_config, agent)
+}
+
 #[test]
 fn an_agent_keeps_checking_while_the_collector_is_away_and_results_arrive_later() {
     let dir = tempfile::tempdir().unwrap();
@@ -222,17 +243,7 @@ fn an_agent_keeps_checking_while_the_collector_is_away_and_results_arrive_later(
          interval = \"5s\"\ntimeout = \"2s\"\nrun_on = [\"web1\"]\n",
         service.url("/health"),
     );
-    // A fixed port, so that the agent finds the restarted collector again.
-    let port = free_udp_port();
-    let mut collector = Collector::start_on(dir.path(), &certs, &config, port).unwrap();
-    let logs = dir.path().join("logs");
-    std::fs::create_dir_all(&logs).unwrap();
-    let inputs = format!(
-        "[[input]]\npaths = [\"{}/app.log\"]\nmodule = \"plain\"\n",
-        logs.display()
-    );
-    let agent_config = agent_config(dir.path(), &certs, port, &inputs, "");
-    let agent = start_agent(dir.path(), &agent_config).unwrap();
+    let (port, mut collector, agent_config, agent) = start_on_a_fixed_port(&dir, &certs, &config);
     let stored = |collector: &Collector| collector.count("monitor.name:school-web");
     wait_until(READY_TIMEOUT, "a first stored check", || {
         stored(&collector) > 0
@@ -277,16 +288,7 @@ fn an_outage_seen_while_the_collector_was_away_is_announced_when_it_is_back() {
         hook.url(),
         service.url("/health"),
     );
-    let port = free_udp_port();
-    let mut collector = Collector::start_on(dir.path(), &certs, &config, port).unwrap();
-    let logs = dir.path().join("logs");
-    std::fs::create_dir_all(&logs).unwrap();
-    let inputs = format!(
-        "[[input]]\npaths = [\"{}/app.log\"]\nmodule = \"plain\"\n",
-        logs.display()
-    );
-    let agent_config = agent_config(dir.path(), &certs, port, &inputs, "");
-    let _agent = start_agent(dir.path(), &agent_config).unwrap();
+    let (port, mut collector, agent_config, _agent) = start_on_a_fixed_port(&dir, &certs, &config);
     wait_until(READY_TIMEOUT, "web1's row of school-web UP", || {
         row(&status_rows(&collector), "school-web", "web1").is_some_and(|row| row["status"] == "UP")
     });
