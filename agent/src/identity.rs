@@ -58,7 +58,12 @@ pub fn tail_hash(file: &File, offset: u64) -> io::Result<Option<u64>> {
     if filled < tail.len() {
         return Ok(None);
     }
-    Ok(Some(xxh3_64(&tail)))
+    Ok(Some(hash_tail(&tail)))
+}
+
+/// The hash [`tail_hash`] gives the bytes before an offset, from those bytes.
+pub fn hash_tail(tail: &[u8]) -> u64 {
+    xxh3_64(tail)
 }
 
 /// Reads until `buffer` is full or the file ends; returns the bytes read.

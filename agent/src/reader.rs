@@ -6,7 +6,7 @@
 //! `max_line_bytes` bytes and is flagged truncated; the rest is skipped without being
 //! held, so memory stays bounded whatever the input.
 
-use crate::identity::{TAIL_BYTES, read_fully_at};
+use crate::identity::{TAIL_BYTES, hash_tail, read_fully_at, tail_hash};
 use garonne_common::{FileChunk, LineFlags};
 use std::fs::File;
 use std::io;
@@ -85,6 +85,13 @@ impl LineReader {
     /// moved the offset held them all.
     pub fn tail_hash(&self) -> Option<u64> {
         self.tail_hash
+    }
+
+    /// The hash of the bytes just before [`LineReader::offset`]: from the bytes read
+    /// when they held them all, else read from `file`.
+    pub fn tail_hash_in(&self, file: &File) -> Option<u64> {
+        self.tail_hash
+            .or_else(|| tail_hash(file, self.offset).ok().flatten())
     }
 
     /// The checkpoint: start of the first line not yet emitted.
@@ -192,7 +199,7 @@ fn tail_in(bytes: &[u8], start: u64, offset: u64) -> Option<u64> {
         return None;
     }
     let range = (tail_start - start) as usize..(offset - start) as usize;
-    Some(xxhash_rust::xxh3::xxh3_64(&bytes[range]))
+    Some(hash_tail(&bytes[range]))
 }
 
 #[cfg(test)]

@@ -543,13 +543,9 @@ impl Tailer {
             };
             self.builder.count(outcome.bytes_read, outcome.lines);
             AgentMetrics::add(&self.metrics.lines_recovered, outcome.lines as u64);
-            let offset = reader.offset();
-            let tail = reader
-                .tail_hash()
-                .or_else(|| tail_hash(file, offset).ok().flatten());
             reached = Checkpoint {
-                offset,
-                tail_hash: tail.unwrap_or(0),
+                offset: reader.offset(),
+                tail_hash: reader.tail_hash_in(file).unwrap_or(0),
                 updated_ms: now_millis(),
                 ..start.clone()
             };
@@ -1012,11 +1008,7 @@ impl Tailer {
             // From the bytes just read when they hold the tail: read again from the file,
             // it would describe new content if the file was copytruncated and refilled
             // in between, and the copy holding the unread lines would not be recognised.
-            let offset = tracked.reader.offset();
-            tracked.tail_hash = tracked
-                .reader
-                .tail_hash()
-                .or_else(|| tail_hash(file, offset).ok().flatten());
+            tracked.tail_hash = tracked.reader.tail_hash_in(file);
         }
         let checkpoint = checkpoint_of(tracked);
         self.builder.checkpoints.insert(key, checkpoint);
@@ -1080,14 +1072,15 @@ impl Tailer {
             if !idle {
                 continue;
             }
+            // A file with lines still unread keeps its descriptor, however long reading
+            // waited for room in the buffer: were the file renamed and deleted
+            // meanwhile, its lines could not be read any more.
+            if !read_to_end(tracked) {
+                continue;
+            }
             if tracked.rotated {
-                if read_to_end(tracked) {
-                    released.push(*key);
-                }
-            } else if read_to_end(tracked) {
-                // A file with lines still unread keeps its descriptor, however long
-                // reading waited for room in the buffer: were the file renamed and
-                // deleted meanwhile, its lines could not be read any more.
+                released.push(*key);
+            } else {
                 tracked.file = None;
             }
         }
@@ -1174,12 +1167,11 @@ impl Tailer {
         let paused = Instant::now();
         let mut logged = false;
         // Counted as it passes, so the status shows a pause while it lasts.
-        let mut counted = Duration::ZERO;
+        let mut counted_ms = 0;
         let mut count_pause = |metrics: &AgentMetrics| {
-            let elapsed = paused.elapsed();
-            let millis = (elapsed - counted).as_millis() as u64;
-            AgentMetrics::add(&metrics.buffer_full_millis, millis);
-            counted += Duration::from_millis(millis);
+            let paused_ms = paused.elapsed().as_millis() as u64;
+            AgentMetrics::add(&metrics.buffer_full_millis, paused_ms - counted_ms);
+            counted_ms = paused_ms;
         };
         while !self.buffer.wait_for_room(size, ROOM_WAIT) {
             count_pause(&self.metrics);

@@ -26,7 +26,7 @@ const PRESENT_FIELD: &str = "_fields";
 /// path, so words without a field name need a field of their own.
 const ALL_TEXT_FIELD: &str = "_all";
 /// Each document's `@timestamp` in milliseconds, for sorting and time ranges.
-const TIMESTAMP_FIELD: &str = "_timestamp";
+const MILLIS_FIELD: &str = "_timestamp";
 
 /// Memory the index writer may use before it flushes a segment.
 const WRITER_HEAP_BYTES: usize = 64 * 1024 * 1024;
@@ -58,7 +58,7 @@ fn schema() -> Schema {
     builder.add_text_field("_id", STRING | STORED);
     builder.add_text_field(PRESENT_FIELD, STRING);
     builder.add_text_field(ALL_TEXT_FIELD, TEXT);
-    builder.add_i64_field(TIMESTAMP_FIELD, INDEXED | STORED | tantivy::schema::FAST);
+    builder.add_i64_field(MILLIS_FIELD, INDEXED | STORED | tantivy::schema::FAST);
     builder.add_json_field("_source", TEXT | STORED);
     builder.build()
 }
@@ -69,7 +69,7 @@ fn fields(schema: &Schema) -> Fields {
         id: field("_id"),
         present: field(PRESENT_FIELD),
         all_text: field(ALL_TEXT_FIELD),
-        timestamp: field(TIMESTAMP_FIELD),
+        timestamp: field(MILLIS_FIELD),
         document: field("_source"),
     }
 }
@@ -153,7 +153,7 @@ impl EmbeddedStore {
         let mut documents = Vec::new();
         if limit > 0 {
             let collector =
-                TopDocs::with_limit(limit).order_by_fast_field::<i64>(TIMESTAMP_FIELD, Order::Desc);
+                TopDocs::with_limit(limit).order_by_fast_field::<i64>(MILLIS_FIELD, Order::Desc);
             let hits = searcher
                 .search(&parsed, &collector)
                 .map_err(|e| StoreError::Failed(e.to_string()))?;
@@ -214,11 +214,12 @@ fn parse_query(index: &Index, fields: &Fields, query: &str) -> Result<Box<dyn Qu
                 Box::new(range_query(fields, path, *lower, *upper))
             }
             other => {
-                let single = crate::query::Query {
-                    terms: vec![other.clone()],
-                };
+                // Only a range excluded twice (`--field:>1`) has no text form.
+                let text = other
+                    .to_tantivy(PRESENT_FIELD)
+                    .ok_or_else(|| fail("a range cannot be excluded twice".into()))?;
                 parser
-                    .parse_query(&single.to_tantivy(PRESENT_FIELD, TIMESTAMP_FIELD))
+                    .parse_query(&text)
                     .map_err(|error| fail(error.to_string()))?
             }
         };
